@@ -1,0 +1,15 @@
+from typer.testing import CliRunner
+
+from driftline import __version__
+from driftline.cli import app
+
+
+def test_version_prints_the_installed_version():
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"driftline {__version__}"
+
+
+def test_no_arguments_shows_help():
+    result = CliRunner().invoke(app, [])
+    assert "Usage" in result.output
