@@ -50,7 +50,8 @@ def _polars_to_numpy(data: Any) -> tuple[Any, list[str] | None]:
         if not (series.dtype.is_numeric() or series.dtype == pl.Boolean):
             raise DetectorInputError(f"non-numeric dtype {series.dtype}", column=name)
         columns.append(series.cast(pl.Float64).fill_null(float("nan")).to_numpy())
-    return np.column_stack(columns) if columns else np.empty((0, 0)), names
+    # Feature-major storage (the transpose is a view): binning and sorting walk features.
+    return (np.stack(columns).T if columns else np.empty((0, 0))), names
 
 
 def as_matrix(
