@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from driftline import __version__
+from driftline.settings import Settings, load_settings
 
 app = typer.Typer(
     name="driftline",
@@ -36,3 +37,59 @@ def main(
     ] = False,
 ) -> None:
     """Driftline command line."""
+
+
+def run_migrations(settings: Settings) -> tuple[str, list[int]]:
+    """Bring the control database and the metrics store to their newest schema.
+
+    Returns the control database's revision and the metrics migrations applied now (empty
+    when already up to date). Both steps are idempotent.
+    """
+    from storage import db_migrations
+    from storage.clickhouse.client import RetryPolicy, connect
+    from storage.clickhouse.migrations import MigrationParams, migrate
+
+    db_migrations.upgrade(settings.database_url)
+    revision = db_migrations.current_revision(settings.database_url) or "base"
+    retry = RetryPolicy(
+        retries=settings.clickhouse_retries,
+        backoff_seconds=settings.clickhouse_retry_backoff_seconds,
+    )
+    with connect(
+        settings.clickhouse_url, default_database=settings.clickhouse_database, retry=retry
+    ) as client:
+        applied = migrate(client, MigrationParams(ttl_days=settings.metrics_ttl_days))
+    return revision, applied
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Apply the control-database and metrics-store migrations; running it twice is a no-op.
+
+    With the embedded chDB default, run it before the server starts, not beside it: a chDB
+    folder serves one process at a time.
+    """
+    from storage.errors import StorageError
+
+    settings = load_settings()
+    try:
+        revision, applied = run_migrations(settings)
+    except StorageError as error:
+        typer.echo(f"migrate failed: {error}", err=True)
+        raise typer.Exit(code=1) from error
+    typer.echo(f"control database: at revision {revision}")
+    if applied:
+        typer.echo(f"metrics store: applied {', '.join(map(str, applied))}")
+    else:
+        typer.echo("metrics store: up to date")
+
+
+@app.command("statistics")
+def statistics_command() -> None:
+    """List the drift statistics, the feature types they take and their default thresholds."""
+    from detectors import STATISTICS
+
+    for spec in STATISTICS.values():
+        kinds = ",".join(sorted(spec.feature_types))
+        threshold = f"{'alpha' if spec.is_test else 'threshold'}={spec.default_threshold:g}"
+        typer.echo(f"{spec.name:<20} {kinds:<21} {threshold:<16} {spec.summary}")

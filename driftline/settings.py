@@ -1,0 +1,149 @@
+"""Driftline's settings: one frozen object, read from ``DRIFTLINE_*`` environment variables.
+
+Built once at each entry point (the CLI, the API, a worker) with :func:`load_settings` and
+passed down as arguments: ``storage``, ``engine`` and ``detectors`` never read the
+environment themselves.
+
+Every field is declared with its type, its default and its meaning; the environment name
+is the field name in upper case with the ``DRIFTLINE_`` prefix (``data_dir`` ->
+``DRIFTLINE_DATA_DIR``). Three URLs default to places inside ``data_dir`` (the embedded
+mode: chDB, SQLite and a local folder), so pointing ``DRIFTLINE_DATA_DIR`` elsewhere moves
+all of them at once, and setting a URL explicitly overrides only that one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ObjectStoreKind", "Settings", "load_settings"]
+
+
+class ObjectStoreKind(StrEnum):
+    """Where objects (reference datasets, profiles, reports) are kept."""
+
+    LOCAL = "local"
+    S3 = "s3"
+
+
+class Settings(BaseSettings):
+    """Every setting of Driftline, frozen once built."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTLINE_",
+        frozen=True,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(
+        default=Path("driftline-data"),
+        description="Folder of the embedded mode: chDB metrics, the SQLite database, objects.",
+    )
+    clickhouse_url: str = Field(
+        default="",
+        description=(
+            "Metrics store. chdb:///abs/path for embedded chDB (default "
+            "chdb://<data_dir>/metrics), or http(s)://user:password@host:8123/database for a "
+            "ClickHouse server."
+        ),
+    )
+    clickhouse_database: str = Field(
+        default="driftline",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="ClickHouse database holding the metrics tables, unless the URL names one.",
+    )
+    metrics_ttl_days: int = Field(
+        default=400,
+        ge=1,
+        le=36500,
+        description="Days a raw metrics row is kept before ClickHouse drops it (TTL).",
+    )
+    clickhouse_retries: int = Field(
+        default=4,
+        ge=0,
+        le=20,
+        description="Retries of a metrics-store call after a transient error, before raising.",
+    )
+    clickhouse_retry_backoff_seconds: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=60.0,
+        description="First retry delay in seconds; doubled at each further retry.",
+    )
+    database_url: str = Field(
+        default="",
+        description=(
+            "Control database, an SQLAlchemy URL: sqlite:///<data_dir>/driftline.db by "
+            "default, or postgresql+psycopg2://user:password@host:5432/name."
+        ),
+    )
+    db_pool_size: int = Field(
+        default=5, ge=1, le=200, description="Connections kept open in the control-db pool."
+    )
+    db_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        le=200,
+        description="Connections opened beyond db_pool_size under load, closed when idle.",
+    )
+    object_store: ObjectStoreKind = Field(
+        default=ObjectStoreKind.LOCAL,
+        description="local (a folder, the embedded default) or s3 (any S3 API: MinIO, AWS).",
+    )
+    objects_dir: Path | None = Field(
+        default=None,
+        description="Folder of the local object store (default <data_dir>/objects).",
+    )
+    s3_endpoint: str = Field(
+        default="",
+        description="S3 endpoint as host:port, without a scheme (e.g. minio:9000).",
+    )
+    s3_secure: bool = Field(default=True, description="Use HTTPS to reach the S3 endpoint.")
+    s3_bucket: str = Field(default="driftline", description="Bucket holding every object.")
+    s3_region: str | None = Field(default=None, description="S3 region, when the API needs it.")
+    s3_access_key: SecretStr = Field(
+        default=SecretStr(""), description="S3 access key id (never logged)."
+    )
+    s3_secret_key: SecretStr = Field(
+        default=SecretStr(""), description="S3 secret access key (never logged)."
+    )
+    max_upload_bytes: int = Field(
+        default=1 << 30,
+        ge=1,
+        description="Largest object accepted by the object store, in bytes (default 1 GiB).",
+    )
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Self:
+        """Fill the URLs and folders left empty from ``data_dir`` (made absolute)."""
+        data_dir = self.data_dir.expanduser().resolve()
+        # frozen: fill derived values through object.__setattr__ inside the validator
+        object.__setattr__(self, "data_dir", data_dir)
+        if not self.clickhouse_url:
+            object.__setattr__(self, "clickhouse_url", f"chdb://{data_dir / 'metrics'}")
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{data_dir / 'driftline.db'}")
+        if self.objects_dir is None:
+            object.__setattr__(self, "objects_dir", data_dir / "objects")
+        if self.object_store is ObjectStoreKind.S3 and not self.s3_endpoint:
+            raise ValueError("DRIFTLINE_S3_ENDPOINT is required when DRIFTLINE_OBJECT_STORE=s3")
+        return self
+
+    @property
+    def local_objects_dir(self) -> Path:
+        """The local object-store folder, always set once the settings are built."""
+        assert self.objects_dir is not None  # filled by _derive_defaults
+        return self.objects_dir
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment; keyword ``overrides`` win over it.
+
+    Call this at an entry point only, then pass the result down.
+    """
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,26 @@
+"""Numbered ClickHouse migrations and the runner that applies them.
+
+The applied versions are kept in ``schema_migrations`` (an append-only log: the last row of
+a version says whether it is applied), so :func:`migrate` applies only what is missing and
+running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from storage.clickhouse.migrations import m0001_metrics_tables, m0002_rollups
+from storage.clickhouse.migrations.base import Migration, MigrationParams
+from storage.clickhouse.migrations.runner import applied_versions, migrate, rollback
+
+MIGRATIONS: tuple[Migration, ...] = (
+    m0001_metrics_tables.MIGRATION,
+    m0002_rollups.MIGRATION,
+)
+
+__all__ = [
+    "MIGRATIONS",
+    "Migration",
+    "MigrationParams",
+    "applied_versions",
+    "migrate",
+    "rollback",
+]

@@ -1,0 +1,110 @@
+"""Apply and revert ClickHouse migrations, recording them in ``schema_migrations``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from storage.clickhouse.client import MetricsClient
+from storage.clickhouse.migrations.base import Migration, MigrationParams
+from storage.errors import MigrationError
+
+__all__ = ["applied_versions", "migrate", "rollback"]
+
+_CREATE_LOG = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version UInt32,
+    name String,
+    applied UInt8,
+    seq UInt64,
+    at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = MergeTree ORDER BY (version, seq)
+"""
+
+_APPLIED = """
+SELECT version FROM schema_migrations
+GROUP BY version HAVING argMax(applied, seq) = 1
+ORDER BY version
+"""
+
+_RECORD = """
+INSERT INTO schema_migrations (version, name, applied, seq)
+SELECT {version:UInt32}, {name:String}, {applied:UInt8},
+       (SELECT count() FROM schema_migrations) + 1
+"""
+
+
+def _checked(migrations: Sequence[Migration] | None) -> list[Migration]:
+    if migrations is None:
+        from storage.clickhouse.migrations import MIGRATIONS
+
+        migrations = MIGRATIONS
+    ordered = sorted(migrations, key=lambda m: m.version)
+    if [m.version for m in ordered] != list(range(1, len(ordered) + 1)):
+        raise MigrationError(
+            f"migration versions must run 1..n without gaps: {[m.version for m in ordered]}"
+        )
+    return ordered
+
+
+def applied_versions(client: MetricsClient) -> list[int]:
+    """Versions currently applied, ascending (creates the log table if missing)."""
+    client.command(_CREATE_LOG)
+    return [int(row[0]) for row in client.query_rows(_APPLIED)]
+
+
+def _record(client: MetricsClient, migration: Migration, *, applied: bool) -> None:
+    client.command(
+        _RECORD,
+        {"version": migration.version, "name": migration.name, "applied": int(applied)},
+    )
+
+
+def migrate(
+    client: MetricsClient,
+    params: MigrationParams,
+    *,
+    migrations: Sequence[Migration] | None = None,
+    target: int | None = None,
+) -> list[int]:
+    """Apply every missing migration up to ``target`` (default: all); return those applied.
+
+    Idempotent: a second run applies nothing. A migration is recorded only after all its
+    statements succeeded; its statements are idempotent, so a run cut short repeats safely.
+    """
+    ordered = _checked(migrations)
+    done = set(applied_versions(client))
+    applied: list[int] = []
+    for migration in ordered:
+        if migration.version in done or (target is not None and migration.version > target):
+            continue
+        for sql in migration.render(migration.forwards, params):
+            client.command(sql)
+        _record(client, migration, applied=True)
+        applied.append(migration.version)
+    return applied
+
+
+def rollback(
+    client: MetricsClient,
+    params: MigrationParams,
+    *,
+    to_version: int,
+    migrations: Sequence[Migration] | None = None,
+) -> list[int]:
+    """Revert applied migrations above ``to_version``, newest first; return those reverted.
+
+    Raises :class:`MigrationError` before touching anything if one of them has no safe
+    backwards operation.
+    """
+    ordered = _checked(migrations)
+    done = set(applied_versions(client))
+    todo = [m for m in reversed(ordered) if m.version in done and m.version > to_version]
+    unsafe = [m.version for m in todo if m.backwards is None]
+    if unsafe:
+        raise MigrationError(f"migrations {unsafe} cannot be reverted safely")
+    for migration in todo:
+        assert migration.backwards is not None  # checked above
+        for sql in migration.render(migration.backwards, params):
+            client.command(sql)
+        _record(client, migration, applied=False)
+    return [m.version for m in todo]
