@@ -13,3 +13,13 @@ def test_version_prints_the_installed_version():
 def test_no_arguments_shows_help():
     result = CliRunner().invoke(app, [])
     assert "Usage" in result.output
+
+
+def test_statistics_lists_every_registered_statistic():
+    from detectors import STATISTICS
+
+    result = CliRunner().invoke(app, ["statistics"])
+    assert result.exit_code == 0
+    lines = result.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(STATISTICS)
+    assert "alpha=0.05" in lines[0]

@@ -1,0 +1,211 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from detectors import (
+    PROFILE_VERSION,
+    DetectorInputError,
+    ReferenceProfile,
+    WindowSketch,
+    chi2,
+    ks_2samp,
+    psi,
+    quantile_binning,
+    sketch_chi2,
+    sketch_ks,
+    sketch_psi,
+    sketch_wasserstein,
+    wasserstein,
+)
+from detectors.binning import bin_index
+from detectors.sketch import MAX_UNSEEN, OTHER_CATEGORY
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def frame(seed=0, rows=2000, shift=0.0):
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame(
+        {
+            "x": rng.normal(shift, 1, rows),
+            "y": rng.exponential(1, rows),
+            "k": rng.integers(0, 3, rows).astype(float),
+            "colour": rng.choice(["red", "green", "blue"], rows),
+            "flag": rng.random(rows) < 0.3,
+        }
+    )
+
+
+def test_fit_splits_numeric_and_categorical_columns_by_dtype():
+    profile = ReferenceProfile.fit(frame())
+    assert profile.numeric == ("x", "y", "k")
+    assert profile.categorical == ("colour", "flag")
+    assert profile.vocabulary == (("blue", "green", "red"), ("false", "true"))
+    assert profile.coarse.by_value.tolist() == [False, False, True]
+    assert profile.n.tolist() == [2000, 2000, 2000]
+    assert profile.fine.n_bins[0] == 1000
+
+
+def test_profile_round_trips_through_json():
+    profile = ReferenceProfile.fit(frame())
+    data = json.loads(json.dumps(profile.to_dict()))
+    assert data["version"] == PROFILE_VERSION
+    back = ReferenceProfile.from_dict(data)
+    assert back.to_dict() == profile.to_dict()
+    np.testing.assert_array_equal(back.fine_counts, profile.fine_counts)
+
+
+def test_profile_of_another_version_is_refused():
+    data = ReferenceProfile.fit(frame()).to_dict() | {"version": PROFILE_VERSION + 1}
+    with pytest.raises(DetectorInputError, match="version"):
+        ReferenceProfile.from_dict(data)
+
+
+def test_fit_refuses_unknown_or_doubly_typed_columns_and_empty_data():
+    with pytest.raises(DetectorInputError, match="nope"):
+        ReferenceProfile.fit(frame(), numeric=["x", "nope"])
+    with pytest.raises(DetectorInputError, match="both"):
+        ReferenceProfile.fit(frame(), numeric=["x"], categorical=["x"])
+    with pytest.raises(DetectorInputError, match="empty"):
+        ReferenceProfile.fit(frame().head(0))
+
+
+def test_sketch_statistics_equal_the_batch_functions_on_the_same_data():
+    profile = ReferenceProfile.fit(frame(0))
+    current = frame(1, rows=1500, shift=0.4)
+    sketch = WindowSketch.empty(profile).update(current)
+    numeric = ["x", "y", "k"]
+    np.testing.assert_allclose(
+        sketch_psi(sketch).statistic,
+        psi(frame(0).select(numeric), current.select(numeric)).statistic,
+        rtol=1e-12,
+    )
+    categorical = ["colour", "flag"]
+    batch = chi2(frame(0).select(categorical), current.select(categorical))
+    np.testing.assert_allclose(sketch_chi2(sketch).statistic, batch.statistic, rtol=1e-12)
+    np.testing.assert_allclose(sketch_chi2(sketch).pvalue, batch.pvalue, rtol=1e-9)
+
+
+def test_merge_equals_one_sketch_of_all_rows_and_mean_std_match():
+    profile = ReferenceProfile.fit(frame(0))
+    current = frame(2, rows=999, shift=1.0)
+    whole = WindowSketch.empty(profile).update(current)
+    parts = [WindowSketch.empty(profile).update(current.slice(i, 333)) for i in (0, 333, 666)]
+    merged = parts[0].merge(parts[1]).merge(parts[2]).to_dict()
+    expected = whole.to_dict()
+    for key in ("total", "total_squares"):  # float sums: equal up to summation order
+        np.testing.assert_allclose(merged.pop(key), expected.pop(key), rtol=1e-12)
+    assert merged == expected
+    np.testing.assert_allclose(whole.mean(), current.select(["x", "y", "k"]).mean().row(0))
+    np.testing.assert_allclose(
+        whole.std(), [np.std(current[c].to_numpy()) for c in ("x", "y", "k")], rtol=1e-9
+    )
+
+
+def test_sketch_round_trips_and_refuses_a_foreign_profile():
+    profile = ReferenceProfile.fit(frame(0))
+    sketch = WindowSketch.empty(profile).update(frame(3, rows=50))
+    back = WindowSketch.from_dict(profile, json.loads(json.dumps(sketch.to_dict())))
+    assert back.to_dict() == sketch.to_dict()
+    other = ReferenceProfile.fit(frame(9))
+    with pytest.raises(DetectorInputError, match="different profiles"):
+        sketch.merge(WindowSketch.empty(other))
+
+
+def test_update_refuses_bad_batches_without_counting_anything():
+    profile = ReferenceProfile.fit(frame(0))
+    sketch = WindowSketch.empty(profile).update(frame(1, rows=10))
+    before = sketch.to_dict()
+    with pytest.raises(DetectorInputError, match="colour"):
+        sketch.update(frame(1, rows=10).drop("colour"))
+    bad = frame(1, rows=10).with_columns(pl.lit(float("inf")).alias("y"))
+    with pytest.raises(DetectorInputError, match="y"):
+        sketch.update(bad)
+    assert sketch.to_dict() == before
+    assert sketch.update(frame(1).head(0)).to_dict() == before
+
+
+def test_unseen_categories_are_kept_by_name_then_pooled():
+    profile = ReferenceProfile.fit(pl.DataFrame({"c": ["a", "b"] * 5}))
+    sketch = WindowSketch.empty(profile)
+    sketch.update({"c": np.array([f"new{i}" for i in range(MAX_UNSEEN + 5)] + ["a"])})
+    assert len(sketch.unseen[0]) == MAX_UNSEEN + 1
+    assert sketch.unseen[0][OTHER_CATEGORY] == 5
+    assert sketch.unseen_overflow.tolist() == [True]
+    assert sketch.category_counts[0].tolist() == [1, 0]
+
+
+def test_the_shared_data_drift_is_found_and_the_controls_stay_quiet():
+    reference = pl.read_parquet(DATA / "car_loan_reference.parquet")
+    analysis = pl.read_parquet(DATA / "car_loan_analysis.parquet")
+    features = reference.drop(["id", "timestamp", "y_pred", "repaid"])
+    profile = ReferenceProfile.fit(features)
+    before = WindowSketch.empty(profile).update(analysis.slice(0, 5000))
+    after = WindowSketch.empty(profile).update(analysis.slice(30_000, 5000))
+    drifting = {"car_value", "loan_length", "y_pred_proba"}
+    for sketch, expect in ((before, set()), (after, drifting)):
+        result = sketch_ks(sketch)
+        flagged = {n for n, p in zip(result.names, result.pvalue, strict=True) if p < 1e-3}
+        assert flagged == expect
+    categorical = sketch_chi2(after)
+    flagged = {n for n, p in zip(categorical.names, categorical.pvalue, strict=True) if p < 1e-3}
+    assert flagged == {"salary_range", "repaid_loan_on_prev_car"}
+
+
+finite = st.floats(-1e6, 1e6, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    reference=hnp.arrays(np.float64, st.integers(2, 400), elements=finite),
+    current=hnp.arrays(np.float64, st.integers(1, 300), elements=finite),
+    shift=st.floats(-3, 3),
+)
+def test_sketch_ks_and_wasserstein_stay_within_their_error_bounds(reference, current, shift):
+    current = current * 0.5 + shift
+    profile = ReferenceProfile.fit({"v": reference}, numeric=["v"], fine_bins=100)
+    sketch = WindowSketch.empty(profile).update({"v": current})
+    exact_ks = ks_2samp(reference, current).statistic[0]
+    approx = sketch_ks(sketch)
+    assert approx.statistic[0] <= exact_ks + 1e-12
+    assert exact_ks <= approx.statistic[0] + approx.error_bound[0] + 1e-12
+    exact_w = wasserstein(reference, current).statistic[0]
+    approx_w = sketch_wasserstein(sketch)
+    slack = 1e-9 * max(1.0, exact_w)
+    assert abs(exact_w - approx_w.statistic[0]) <= approx_w.error_bound[0] + slack
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    reference=hnp.arrays(
+        np.float64,
+        st.integers(40, 600),
+        elements=st.one_of(finite, st.sampled_from([0.0, 1.0, -2.5]), st.floats(-1e-3, 1e-3)),
+    ),
+    probes=hnp.arrays(np.float64, st.integers(1, 200), elements=finite),
+)
+def test_lookup_table_binning_is_exactly_a_binary_search(reference, probes):
+    binning = quantile_binning(reference[:, None], 200)
+    edges = binning.edges[0]
+    probes = np.concatenate([probes, edges, np.nextafter(edges, np.inf), [np.nan]])
+    got = bin_index(probes[:, None], binning)[:, 0]
+    expected = np.searchsorted(edges, probes, side="right")
+    expected[np.isnan(probes)] = -1
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_heavy_tailed_features_fall_back_to_binary_search_and_stay_exact():
+    rng = np.random.default_rng(0)
+    reference = rng.lognormal(0, 4, size=(20_000, 1))
+    binning = quantile_binning(reference, 1000)
+    assert binning._lookups[0] is None
+    probes = rng.lognormal(0, 4, size=(5000, 1))
+    np.testing.assert_array_equal(
+        bin_index(probes, binning)[:, 0], np.searchsorted(binning.edges[0], probes[:, 0], "right")
+    )
