@@ -25,12 +25,12 @@ from detectors.errors import DetectorInputError
 FloatMatrix = NDArray[np.float64]
 
 
-def column_names(count: int, names: Sequence[str] | None) -> tuple[str, ...]:
+def column_names(count: int, names: Sequence[str] | None, role: str = "input") -> tuple[str, ...]:
     """Return ``names`` as a tuple, or ``column 0 .. column k-1`` when none are given."""
     if names is None:
         return tuple(f"column {j}" for j in range(count))
     if len(names) != count:
-        raise DetectorInputError(f"{len(names)} names given for {count} columns")
+        raise DetectorInputError(f"{role} has {count} features, expected {len(names)}")
     return tuple(str(n) for n in names)
 
 
@@ -67,7 +67,7 @@ def as_matrix(
         array = array.reshape(-1, 1)
     elif array.ndim != 2:
         raise DetectorInputError(f"{role} must be 1-D or 2-D (rows x features), got {array.ndim}-D")
-    labels = column_names(array.shape[1], names if names is not None else frame_names)
+    labels = column_names(array.shape[1], names if names is not None else frame_names, role)
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise DetectorInputError(f"{role} is empty (shape {array.shape})")
     matrix = _to_float(array, labels, role)

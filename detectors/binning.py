@@ -69,7 +69,7 @@ class Binning:
     @property
     def width(self) -> int:
         """Largest number of bins of any feature: the padded width of count matrices."""
-        return int(self.n_bins.max())
+        return int(self.n_bins.max(initial=1))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form."""

@@ -26,7 +26,7 @@ def as_category_columns(
     if isinstance(data, pl.Series):
         data = data.to_frame()
     if isinstance(data, pl.DataFrame):
-        labels = column_names(data.width, names if names is not None else data.columns)
+        labels = column_names(data.width, names if names is not None else data.columns, role)
         if data.height == 0 or data.width == 0:
             raise DetectorInputError(f"{role} is empty (shape {data.shape})")
         return [_strings(data.to_series(j)) for j in range(data.width)], labels
@@ -35,7 +35,7 @@ def as_category_columns(
         array = array.reshape(-1, 1)
     if array.ndim != 2:
         raise DetectorInputError(f"{role} must be 1-D or 2-D (rows x features), got {array.ndim}-D")
-    labels = column_names(array.shape[1], names)
+    labels = column_names(array.shape[1], names, role)
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise DetectorInputError(f"{role} is empty (shape {array.shape})")
     columns = []
