@@ -91,3 +91,19 @@ def proportions(counts: IntMatrix) -> NDArray[np.float64]:
     out: NDArray[np.float64] = np.zeros(counts.shape)
     np.divide(counts, totals, out=out, where=totals > 0)
     return out
+
+
+def binned_statistic(
+    name: str,
+    statistic_of: Callable[[IntMatrix, IntMatrix], NDArray[np.float64]],
+    reference: Any,
+    current: Any,
+    *,
+    bins: int,
+    categorical: bool,
+    min_samples: int,
+    names: Sequence[str] | None,
+) -> DriftResult:
+    """Count both sides over the reference's bins (or categories), then apply ``statistic_of``."""
+    pair = count_pair(reference, current, bins=bins, names=names, categorical=categorical)
+    return binned_result(name, pair, statistic_of, min_samples)

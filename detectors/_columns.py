@@ -116,3 +116,15 @@ def readonly(array: NDArray[Any]) -> NDArray[Any]:
     """Mark ``array`` read-only so that a frozen result is frozen all the way down."""
     array.setflags(write=False)
     return array
+
+
+def as_vector(values: Any, column: str) -> NDArray[np.float64]:
+    """Coerce one 1-D, non-empty numeric input to float64 (NaN allowed, infinities refused)."""
+    if np.ndim(values) != 1:
+        raise DetectorInputError(f"must be 1-D, got {np.ndim(values)}-D", column=column)
+    if np.shape(values)[0] == 0:
+        raise DetectorInputError("is empty", column=column)
+    if np.iscomplexobj(values):
+        raise DetectorInputError("is complex; needs real numbers", column=column)
+    matrix, _ = as_matrix(values, names=(column,), role=column)
+    return matrix[:, 0]

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from detectors._binned import binned_result, count_pair, proportions
+from detectors._binned import binned_statistic, proportions
 from detectors.binning import IntMatrix
 from detectors.results import DriftResult
 
@@ -57,12 +57,15 @@ def jensen_shannon(
     names: Sequence[str] | None = None,
 ) -> DriftResult:
     """Jensen-Shannon distance per feature over the reference's PSI bins (module docstring)."""
-    pair = count_pair(reference, current, bins=bins, names=names, categorical=categorical)
-    return binned_result(
+    return binned_statistic(
         "jensen_shannon",
-        pair,
         jensen_shannon_from_counts,
-        min_samples,
+        reference,
+        current,
+        bins=bins,
+        categorical=categorical,
+        min_samples=min_samples,
+        names=names,
     )
 
 
@@ -76,10 +79,13 @@ def hellinger(
     names: Sequence[str] | None = None,
 ) -> DriftResult:
     """Hellinger distance per feature over the reference's PSI bins (module docstring)."""
-    pair = count_pair(reference, current, bins=bins, names=names, categorical=categorical)
-    return binned_result(
+    return binned_statistic(
         "hellinger",
-        pair,
         hellinger_from_counts,
-        min_samples,
+        reference,
+        current,
+        bins=bins,
+        categorical=categorical,
+        min_samples=min_samples,
+        names=names,
     )

@@ -41,9 +41,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special, stats
 
-from detectors._columns import FloatMatrix, as_matrix, check_same_columns
-from detectors.results import DriftResult, insufficient_mask
-from detectors.sorted_reference import SortedReference
+from detectors._columns import FloatMatrix
+from detectors.results import DriftResult
+from detectors.sorted_reference import SortedPair, SortedReference
 
 KSMethod = Literal["auto", "exact", "asymp", "stephens"]
 EXACT_MAX_PRODUCT = 10_000
@@ -82,18 +82,9 @@ def ks_2samp(
     """
     if method not in ("auto", "exact", "asymp", "stephens"):
         raise ValueError(f"unknown KS method {method!r}")
-    ref = (
-        reference
-        if isinstance(reference, SortedReference)
-        else SortedReference.fit(reference, names=names)
-    )
-    cur, _ = as_matrix(current, names=ref.names, role="current")
-    check_same_columns(ref.names, cur)
-    cur_nulls = np.isnan(cur).sum(axis=0).astype(np.int64)
-    m = (cur.shape[0] - cur_nulls).astype(np.int64)
-    insufficient = insufficient_mask(ref.n, m, min_samples)
-
-    statistic = _statistic(ref, np.sort(np.ascontiguousarray(cur.T), axis=1), m)
+    pair = SortedPair.prepare(reference, current, min_samples=min_samples, names=names)
+    ref, m, insufficient = pair.reference, pair.m, pair.insufficient
+    statistic = _statistic(ref, pair.current, m)
     pvalue, used = _pvalues(statistic, ref.n, m, method)
     statistic[insufficient] = np.nan
     pvalue[insufficient] = np.nan
@@ -105,7 +96,7 @@ def ks_2samp(
         n_reference=ref.n.copy(),
         n_current=m,
         nulls_reference=ref.nulls.copy(),
-        nulls_current=cur_nulls,
+        nulls_current=pair.nulls,
         insufficient=insufficient,
         method=tuple(used),
     )

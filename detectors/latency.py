@@ -26,7 +26,7 @@ from typing import Any, overload
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors._columns import as_matrix, readonly
+from detectors._columns import as_vector, readonly
 from detectors.errors import DetectorInputError
 
 __all__ = ["ErrorRate", "LatencyHistogram", "error_rate"]
@@ -36,14 +36,7 @@ COLUMN = "latency_ms"
 
 def _latencies(values: Any) -> NDArray[np.float64]:
     """Coerce latencies to a 1-D float64 array: non-empty, numeric, finite and >= 0."""
-    if np.ndim(values) != 1:
-        raise DetectorInputError(f"must be 1-D, got {np.ndim(values)}-D", column=COLUMN)
-    if np.shape(values)[0] == 0:
-        raise DetectorInputError("is empty", column=COLUMN)
-    if np.iscomplexobj(values):
-        raise DetectorInputError("is complex; needs real numbers", column=COLUMN)
-    matrix, _ = as_matrix(values, names=(COLUMN,), role=COLUMN)
-    latencies = matrix[:, 0]
+    latencies = as_vector(values, COLUMN)
     if np.isnan(latencies).any():
         raise DetectorInputError("contains NaN; a latency cannot be missing", column=COLUMN)
     if (latencies < 0).any():

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors._binned import binned_result, count_pair, proportions
+from detectors._binned import binned_statistic, proportions
 from detectors.binning import IntMatrix
 from detectors.results import DriftResult
 
@@ -62,10 +62,13 @@ def psi(
         [0.0, 0.94]
 
     """
-    pair = count_pair(reference, current, bins=bins, names=names, categorical=categorical)
-    return binned_result(
+    return binned_statistic(
         "psi",
-        pair,
         psi_from_counts,
-        min_samples,
+        reference,
+        current,
+        bins=bins,
+        categorical=categorical,
+        min_samples=min_samples,
+        names=names,
     )

@@ -18,24 +18,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from detectors._columns import as_matrix
+from detectors._columns import as_vector
 from detectors.errors import DetectorInputError
 
 __all__ = ["RegressionAccumulator", "RegressionMetrics", "regression_metrics"]
-
-
-def _vector(values: Any, column: str) -> NDArray[np.float64]:
-    """Coerce a 1-D, non-empty numeric input to float64 (NaN allowed, inf refused)."""
-    if np.ndim(values) != 1:
-        raise DetectorInputError(f"must be 1-D, got {np.ndim(values)}-D", column=column)
-    if np.shape(values)[0] == 0:
-        raise DetectorInputError("is empty", column=column)
-    if np.iscomplexobj(values):
-        raise DetectorInputError("is complex; needs real numbers", column=column)
-    matrix, _ = as_matrix(values, names=(column,), role=column)
-    return matrix[:, 0]
 
 
 @dataclass(frozen=True)
@@ -90,8 +77,8 @@ class RegressionAccumulator:
         drops the pair (counted in ``n_dropped``); infinities are refused. Inputs are not
         modified.
         """
-        target = _vector(y_true, "y_true")
-        prediction = _vector(y_pred, "y_pred")
+        target = as_vector(y_true, "y_true")
+        prediction = as_vector(y_pred, "y_pred")
         if target.shape != prediction.shape:
             raise DetectorInputError(
                 f"{prediction.shape[0]} predictions for {target.shape[0]} targets",

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors._columns import FloatMatrix, as_matrix, check_same_columns
-from detectors.results import DriftResult, insufficient_mask
-from detectors.sorted_reference import SortedReference
+from detectors._columns import FloatMatrix
+from detectors.results import DriftResult
+from detectors.sorted_reference import SortedPair, SortedReference
 
 
 @lru_cache(maxsize=64)
@@ -68,17 +68,8 @@ def wasserstein(
         5.0
 
     """
-    ref = (
-        reference
-        if isinstance(reference, SortedReference)
-        else SortedReference.fit(reference, names=names)
-    )
-    cur, _ = as_matrix(current, names=ref.names, role="current")
-    check_same_columns(ref.names, cur)
-    cur_nulls = np.isnan(cur).sum(axis=0).astype(np.int64)
-    m = (cur.shape[0] - cur_nulls).astype(np.int64)
-    insufficient = insufficient_mask(ref.n, m, min_samples)
-    cur_sorted = np.sort(np.ascontiguousarray(cur.T), axis=1)
+    pair = SortedPair.prepare(reference, current, min_samples=min_samples, names=names)
+    ref, cur_sorted, m, insufficient = pair.reference, pair.current, pair.m, pair.insufficient
 
     distance = np.full(len(ref.names), np.nan)
     sizes = np.stack([ref.n, m], axis=1)
@@ -95,7 +86,7 @@ def wasserstein(
         n_reference=ref.n.copy(),
         n_current=m,
         nulls_reference=ref.nulls.copy(),
-        nulls_current=cur_nulls,
+        nulls_current=pair.nulls,
         insufficient=insufficient,
         method=("exact",) * len(ref.names),
     )
