@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Migration", "MigrationParams"]
+__all__ = ["MAX_TTL_DAYS", "Migration", "MigrationParams"]
+
+MAX_TTL_DAYS = 7300
+"""Longest TTL: ``toDateTime(t) + INTERVAL n DAY`` wraps past 2106 (DateTime's end) into the
+past, which would expire every row at once; 20 years from any event time stays in range."""
 
 
 @dataclass(frozen=True)
@@ -13,6 +17,10 @@ class MigrationParams:
 
     ttl_days: int
     dedup_window: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.ttl_days <= MAX_TTL_DAYS:
+            raise ValueError(f"ttl_days must be within 1..{MAX_TTL_DAYS}, got {self.ttl_days}")
 
 
 @dataclass(frozen=True)
