@@ -3,12 +3,14 @@
 # Source it (it exports the URLs the tests read):   source .ci/services.sh
 #   PostgreSQL (Debian's package) on 127.0.0.1:$DRIFTLINE_CI_PG_PORT  -> DRIFTLINE_TEST_POSTGRES_URL
 #   S3 API (moto's standalone server) on 127.0.0.1:$DRIFTLINE_CI_S3_PORT -> DRIFTLINE_TEST_S3_ENDPOINT
+#   Redis (Debian's package) on 127.0.0.1:$DRIFTLINE_CI_REDIS_PORT -> DRIFTLINE_TEST_REDIS_URL
 # State (PostgreSQL cluster, logs) lives in $DRIFTLINE_CI_STATE, outside the work tree.
 # Expects VENV (the virtual environment with moto installed); works under `set -euo pipefail`.
 
 DRIFTLINE_CI_STATE=${DRIFTLINE_CI_STATE:-/var/tmp/driftline-ci}
 DRIFTLINE_CI_PG_PORT=${DRIFTLINE_CI_PG_PORT:-55432}
 DRIFTLINE_CI_S3_PORT=${DRIFTLINE_CI_S3_PORT:-55900}
+DRIFTLINE_CI_REDIS_PORT=${DRIFTLINE_CI_REDIS_PORT:-56379}
 _ci_venv=${VENV:-$(pwd)/.venv}
 
 _ci_log() { printf '== services: %s\n' "$*"; }
@@ -79,8 +81,39 @@ _ci_s3() {
     return 1
 }
 
+_ci_redis() {
+    local i
+    if ! command -v redis-server >/dev/null 2>&1; then
+        _ci_log "installing Redis from Debian's packages"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq redis-server >/dev/null
+    fi
+    if redis-cli -h 127.0.0.1 -p "$DRIFTLINE_CI_REDIS_PORT" ping >/dev/null 2>&1; then
+        _ci_log "Redis already running on 127.0.0.1:$DRIFTLINE_CI_REDIS_PORT"
+        return 0
+    fi
+    mkdir -p "$DRIFTLINE_CI_STATE/redis"
+    _ci_log "starting Redis on 127.0.0.1:$DRIFTLINE_CI_REDIS_PORT"
+    redis-server --bind 127.0.0.1 --port "$DRIFTLINE_CI_REDIS_PORT" --daemonize yes \
+        --save "" --appendonly no --dir "$DRIFTLINE_CI_STATE/redis" \
+        --logfile "$DRIFTLINE_CI_STATE/redis/redis.log" >/dev/null
+    for i in $(seq 1 60); do
+        if redis-cli -h 127.0.0.1 -p "$DRIFTLINE_CI_REDIS_PORT" ping >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.25
+    done
+    _ci_log "Redis did not start; its log:" >&2
+    cat "$DRIFTLINE_CI_STATE/redis/redis.log" >&2
+    return 1
+}
+
 _ci_postgres
 _ci_s3
+_ci_redis
 
 export DRIFTLINE_TEST_POSTGRES_URL="postgresql+psycopg2://postgres@127.0.0.1:$DRIFTLINE_CI_PG_PORT/postgres"
 export DRIFTLINE_TEST_S3_ENDPOINT="127.0.0.1:$DRIFTLINE_CI_S3_PORT"
+source "$(dirname "${BASH_SOURCE[0]}")/kafka.sh"  # Kafka (KRaft) on 127.0.0.1:59092 -> DRIFTLINE_TEST_KAFKA_BOOTSTRAP
+export DRIFTLINE_TEST_REDIS_URL="redis://127.0.0.1:$DRIFTLINE_CI_REDIS_PORT/0"

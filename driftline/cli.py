@@ -93,3 +93,46 @@ def statistics_command() -> None:
         kinds = ",".join(sorted(spec.feature_types))
         threshold = f"{'alpha' if spec.is_test else 'threshold'}={spec.default_threshold:g}"
         typer.echo(f"{spec.name:<20} {kinds:<21} {threshold:<16} {spec.summary}")
+
+
+@app.command("api")
+def api_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
+) -> None:
+    """Serve the control-plane API (uvicorn, one process).
+
+    For production, run several workers under gunicorn:
+    ``gunicorn -k uvicorn.workers.UvicornWorker -w 4 'control_api.app:create_app(...)'`` or
+    several replicas of this command behind a load balancer, with Redis for shared rate limits.
+    Refuses to start without a strong DRIFTLINE_JWT_SECRET outside development.
+    """
+    import uvicorn
+
+    from control_api.app import create_app
+    from control_api.auth.tokens import ConfigurationError
+    from control_api.observability import configure_logging
+
+    settings = load_settings()
+    configure_logging()
+    try:
+        application = create_app(settings)
+    except ConfigurationError as error:
+        typer.echo(f"api refused to start: {error}", err=True)
+        raise typer.Exit(code=2) from error
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        access_log=False,  # our middleware writes one JSON line per request
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
+
+
+def _register_replay() -> None:
+    from driftline.replay_command import replay_command
+
+    app.command("replay")(replay_command)
+
+
+_register_replay()

@@ -20,7 +20,16 @@ from typing import Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ObjectStoreKind", "Settings", "load_settings"]
+from storage.clickhouse.migrations.base import MAX_TTL_DAYS
+
+__all__ = ["Environment", "ObjectStoreKind", "Settings", "load_settings"]
+
+
+class Environment(StrEnum):
+    """Where Driftline runs; only ``development`` may start the API without a signing key."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
 
 
 class ObjectStoreKind(StrEnum):
@@ -60,8 +69,11 @@ class Settings(BaseSettings):
     metrics_ttl_days: int = Field(
         default=400,
         ge=1,
-        le=36500,
-        description="Days a raw metrics row is kept before ClickHouse drops it (TTL).",
+        le=MAX_TTL_DAYS,
+        description=(
+            "Days a raw metrics row is kept before ClickHouse drops it (TTL), counted from the "
+            "row's event time; at most 7300 (ClickHouse DateTime ends in 2106)."
+        ),
     )
     clickhouse_retries: int = Field(
         default=4,
@@ -116,6 +128,93 @@ class Settings(BaseSettings):
         default=1 << 30,
         ge=1,
         description="Largest object accepted by the object store, in bytes (default 1 GiB).",
+    )
+
+    # --- control plane (control_api/) -------------------------------------------------------
+    environment: Environment = Field(
+        default=Environment.PRODUCTION,
+        description="production (the default) or development (allows a missing JWT secret).",
+    )
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "HS256 signing key of access and refresh tokens, at least 32 characters; the API "
+            "refuses to start without one outside development (never logged)."
+        ),
+    )
+    jwt_algorithm: str = Field(
+        default="HS256",
+        pattern=r"^(HS256|RS256)$",
+        description="Token signature: HS256 (shared secret) or RS256 (key pair).",
+    )
+    jwt_private_key: SecretStr = Field(
+        default=SecretStr(""), description="PEM private key signing RS256 tokens (never logged)."
+    )
+    jwt_public_key: str = Field(default="", description="PEM public key checking RS256 tokens.")
+    jwt_issuer: str = Field(default="driftline", description="The iss claim of our tokens.")
+    jwt_audience: str = Field(default="driftline-api", description="The aud claim of our tokens.")
+    access_token_ttl_seconds: int = Field(
+        default=900, ge=30, le=86_400, description="Lifetime of an access token, in seconds."
+    )
+    refresh_token_ttl_seconds: int = Field(
+        default=30 * 86_400,
+        ge=60,
+        le=365 * 86_400,
+        description="Lifetime of a login session (its refresh tokens), in seconds.",
+    )
+    signup_enabled: bool = Field(
+        default=True, description="Allow POST /v1/auth/signup to create organizations."
+    )
+    password_min_length: int = Field(
+        default=10, ge=8, le=128, description="Shortest password accepted, in characters."
+    )
+    argon2_time_cost: int = Field(
+        default=3, ge=1, le=20, description="Argon2id passes over memory when hashing a password."
+    )
+    argon2_memory_kib: int = Field(
+        default=65_536,
+        ge=64,
+        le=4_194_304,
+        description="Argon2id memory per password hash, in KiB (default 64 MiB).",
+    )
+    redis_url: str = Field(
+        default="",
+        description=(
+            "redis://host:6379/0 for shared rate limits; empty (the embedded default) keeps "
+            "rate-limit buckets in the API process."
+        ),
+    )
+    redis_key_prefix: str = Field(
+        default="driftline:", description="Prefix of every Redis key Driftline writes."
+    )
+    rate_limit_per_second: float = Field(
+        default=50.0,
+        gt=0,
+        description="Sustained requests per second allowed per API key, user or client IP.",
+    )
+    rate_limit_burst: int = Field(
+        default=100, ge=1, description="Requests allowed at once above the sustained rate."
+    )
+    login_attempts_per_minute: int = Field(
+        default=10, ge=1, description="Login attempts per minute allowed per account."
+    )
+    login_attempts_per_minute_per_ip: int = Field(
+        default=30, ge=1, description="Login and sign-up attempts per minute per client IP."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed by CORS (JSON list); empty disables CORS headers.",
+    )
+    max_request_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        description="Largest request body the API reads, in bytes (default 1 MiB); beyond: 413.",
+    )
+    shutdown_grace_seconds: int = Field(
+        default=20,
+        ge=0,
+        le=600,
+        description="Seconds the API waits for in-flight requests on shutdown before closing.",
     )
 
     @model_validator(mode="after")

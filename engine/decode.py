@@ -1,0 +1,490 @@
+"""Decode payloads in batches into typed columns; refuse bad events with a reason.
+
+A batch of raw messages (any mix of wire forms, see :mod:`engine.events`) becomes, per
+deployment, one :class:`PredictionColumns` (and label / resource columns): numpy arrays, one
+entry per accepted event. Each message is parsed on its own (a malformed message is refused
+alone, never its neighbours); values are then converted column by column in bulk
+(:mod:`engine.columns`). Features are typed by the deployment's monitor: features it does
+not monitor are ignored, a monitored feature absent from an event is a missing value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from engine import columns as col
+from engine.deadletter import DeadLetter
+from engine.events import MAX_EVENT_BYTES, SCHEMA_VERSION, EventType, Reason
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """The features a deployment's monitor watches, by type."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DecodeContext:
+    """What decoding needs to know besides the payloads."""
+
+    schemas: Mapping[str, FeatureSchema]
+    source: str
+    now_ms: int
+    max_future_ms: int = 5 * 60 * 1000
+    max_event_bytes: int = MAX_EVENT_BYTES
+
+
+@dataclass
+class PredictionColumns:
+    """Accepted prediction events of one deployment, as columns."""
+
+    deployment: str
+    event_id: NDArray[np.object_]
+    ts_ms: NDArray[np.int64]
+    numeric: dict[str, NDArray[np.float64]]
+    categorical: dict[str, NDArray[np.object_]]
+    prediction_value: NDArray[np.float64]
+    prediction_class: NDArray[np.object_]
+    label: NDArray[np.object_]
+    latency_ms: NDArray[np.float64]
+    request_id: NDArray[np.object_]
+    error: NDArray[np.bool_]
+    metrics: dict[str, NDArray[np.float64]]
+    payload: Callable[[int], bytes]
+
+    def __len__(self) -> int:
+        return int(self.ts_ms.size)
+
+    def take(self, rows: NDArray[np.intp]) -> PredictionColumns:
+        """The same columns restricted to ``rows``."""
+        payload = self.payload
+        return PredictionColumns(
+            deployment=self.deployment,
+            event_id=self.event_id[rows],
+            ts_ms=self.ts_ms[rows],
+            numeric={k: v[rows] for k, v in self.numeric.items()},
+            categorical={k: v[rows] for k, v in self.categorical.items()},
+            prediction_value=self.prediction_value[rows],
+            prediction_class=self.prediction_class[rows],
+            label=self.label[rows],
+            latency_ms=self.latency_ms[rows],
+            request_id=self.request_id[rows],
+            error=self.error[rows],
+            metrics={k: v[rows] for k, v in self.metrics.items()},
+            payload=lambda i: payload(int(rows[i])),
+        )
+
+
+@dataclass
+class LabelColumns:
+    """Accepted label events of one deployment."""
+
+    deployment: str
+    request_id: NDArray[np.object_]
+    label: NDArray[np.object_]
+    ts_ms: NDArray[np.int64]
+    payload: Callable[[int], bytes]
+
+
+@dataclass
+class ResourceColumns:
+    """Accepted resource events of one deployment."""
+
+    deployment: str
+    ts_ms: NDArray[np.int64]
+    values: dict[str, NDArray[np.float64]]
+
+
+@dataclass
+class Decoded:
+    """Everything one batch of payloads decoded into."""
+
+    predictions: list[PredictionColumns] = field(default_factory=list)
+    labels: list[LabelColumns] = field(default_factory=list)
+    resources: list[ResourceColumns] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        """Events accepted, of every type."""
+        return (
+            sum(len(p) for p in self.predictions)
+            + sum(len(label.ts_ms) for label in self.labels)
+            + sum(len(r.ts_ms) for r in self.resources)
+        )
+
+
+@dataclass
+class _Chunk:
+    """Raw values of one event type, column by column, before typing."""
+
+    columns: dict[str, list[Any]]
+    payload: Callable[[int], bytes]
+    n: int
+
+
+_ROW_FIELDS = {
+    EventType.PREDICTION: (
+        "event_id", "ts", "deployment", "prediction", "label", "latency_ms", "request_id", "error",
+    ),
+    EventType.LABEL: ("deployment", "request_id", "label", "ts"),
+    EventType.RESOURCE: ("deployment", "ts", "cpu", "memory_mb", "gpu", "replicas"),
+}  # fmt: skip
+_RESOURCES = ("cpu", "memory_mb", "gpu", "replicas")
+
+
+def decode(payloads: Sequence[bytes], context: DecodeContext) -> Decoded:
+    """Decode ``payloads`` (any wire forms) into accepted columns and dead letters."""
+    out = Decoded()
+    rows: dict[EventType, list[tuple[dict[str, Any], bytes | None]]] = {t: [] for t in EventType}
+    chunks: dict[EventType, list[_Chunk]] = {t: [] for t in EventType}
+    for payload in payloads:
+        _split(payload, context, rows, chunks, out.dead)
+    for kind in EventType:
+        if rows[kind]:
+            chunks[kind].append(_rows_chunk(kind, rows[kind]))
+        for chunk in chunks[kind]:
+            _type_chunk(kind, chunk, context, out)
+    return out
+
+
+def _letter(
+    context: DecodeContext, reason: Reason, detail: str, payload: bytes, deployment: Any = ""
+) -> DeadLetter:
+    return DeadLetter(
+        reason=reason,
+        detail=detail,
+        payload=payload,
+        source=context.source,
+        received_at_ms=context.now_ms,
+        deployment=deployment if isinstance(deployment, str) else "",
+    )
+
+
+def _split(
+    payload: bytes,
+    context: DecodeContext,
+    rows: dict[EventType, list[tuple[dict[str, Any], bytes | None]]],
+    chunks: dict[EventType, list[_Chunk]],
+    dead: list[DeadLetter],
+) -> None:
+    """Route one message: a single event, a row envelope, a columnar envelope or Arrow IPC."""
+    if payload[:6] == b"ARROW1" or payload[:4] == b"\xff\xff\xff\xff":
+        chunk = _arrow_chunk(payload, context, dead)
+        if chunk is not None:
+            chunks[EventType.PREDICTION].append(chunk)
+        return
+    try:
+        message = orjson.loads(payload)
+    except orjson.JSONDecodeError as error:
+        dead.append(_letter(context, Reason.MALFORMED, f"not JSON: {error}", payload))
+        return
+    if not isinstance(message, dict):
+        dead.append(_letter(context, Reason.MALFORMED, "an event is a JSON object", payload))
+        return
+    if "events" in message or "columns" in message:
+        _envelope(message, payload, context, rows, chunks, dead)
+        return
+    if len(payload) > context.max_event_bytes:
+        detail = f"{len(payload)} bytes, limit {context.max_event_bytes}"
+        dead.append(_letter(context, Reason.OVERSIZED, detail, payload, message.get("deployment")))
+        return
+    _route_row(message, payload, context, rows, dead)
+
+
+def _route_row(
+    event: Any,
+    payload: bytes | None,
+    context: DecodeContext,
+    rows: dict[EventType, list[tuple[dict[str, Any], bytes | None]]],
+    dead: list[DeadLetter],
+) -> None:
+    if not isinstance(event, dict):
+        raw = payload if payload is not None else orjson.dumps(event)
+        dead.append(_letter(context, Reason.MALFORMED, "an event is a JSON object", raw))
+        return
+    kind = event.get("type", EventType.PREDICTION)
+    if kind not in _ROW_FIELDS:
+        raw = payload if payload is not None else orjson.dumps(event)
+        detail = f"type {kind!r} is not one of {', '.join(EventType)}"
+        dead.append(_letter(context, Reason.UNKNOWN_TYPE, detail, raw, event.get("deployment")))
+        return
+    rows[EventType(kind)].append((event, payload))
+
+
+def _envelope(
+    message: dict[str, Any],
+    payload: bytes,
+    context: DecodeContext,
+    rows: dict[EventType, list[tuple[dict[str, Any], bytes | None]]],
+    chunks: dict[EventType, list[_Chunk]],
+    dead: list[DeadLetter],
+) -> None:
+    version = message.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        detail = f"schema_version {version!r}, this engine reads {SCHEMA_VERSION}"
+        dead.append(_letter(context, Reason.SCHEMA_VERSION, detail, payload))
+        return
+    if "events" in message:
+        events = message["events"]
+        if not isinstance(events, list):
+            dead.append(_letter(context, Reason.MALFORMED, "events must be a list", payload))
+            return
+        if events and len(payload) > context.max_event_bytes * len(events):
+            dead.append(_letter(context, Reason.OVERSIZED, "envelope too large", payload))
+            return
+        for event in events:
+            _route_row(event, None, context, rows, dead)
+        return
+    chunk = _columnar_chunk(message, payload, context, dead)
+    if chunk is not None:
+        kind = message.get("type", EventType.PREDICTION)
+        if kind not in _ROW_FIELDS:
+            detail = f"type {kind!r} is not one of {', '.join(EventType)}"
+            dead.append(_letter(context, Reason.UNKNOWN_TYPE, detail, payload))
+            return
+        chunks[EventType(kind)].append(chunk)
+
+
+def _columnar_chunk(
+    message: dict[str, Any], payload: bytes, context: DecodeContext, dead: list[DeadLetter]
+) -> _Chunk | None:
+    columns = message.get("columns")
+    if not isinstance(columns, dict):
+        dead.append(_letter(context, Reason.MALFORMED, "columns must be an object", payload))
+        return None
+    flat: dict[str, list[Any]] = {}
+    for name, values in columns.items():
+        if isinstance(values, dict) and name in ("features", "metrics"):
+            flat.update({f"{name}.{k}": v for k, v in values.items()})
+        else:
+            flat[name] = values
+    lengths = {len(v) if isinstance(v, list) else -1 for v in flat.values()}
+    if len(lengths) != 1 or -1 in lengths:
+        dead.append(
+            _letter(context, Reason.MALFORMED, "columns must be lists of one length", payload)
+        )
+        return None
+    n = lengths.pop()
+    if n and len(payload) > context.max_event_bytes * n:
+        dead.append(_letter(context, Reason.OVERSIZED, "envelope too large", payload))
+        return None
+    return _Chunk(flat, lambda i: orjson.dumps({k: v[i] for k, v in flat.items()}), n)
+
+
+def _arrow_chunk(payload: bytes, context: DecodeContext, dead: list[DeadLetter]) -> _Chunk | None:
+    try:
+        reader = (
+            pa.ipc.open_file(pa.BufferReader(payload))
+            if payload[:6] == b"ARROW1"
+            else pa.ipc.open_stream(pa.BufferReader(payload))
+        )
+        table = reader.read_all()
+    except (pa.ArrowInvalid, OSError) as error:
+        dead.append(_letter(context, Reason.MALFORMED, f"unreadable Arrow IPC: {error}", payload))
+        return None
+    flat = {name: table.column(name).to_pylist() for name in table.column_names}
+    return _Chunk(flat, lambda i: orjson.dumps({k: v[i] for k, v in flat.items()}), table.num_rows)
+
+
+def _rows_chunk(kind: EventType, items: list[tuple[dict[str, Any], bytes | None]]) -> _Chunk:
+    events = [event for event, _ in items]
+    flat = {name: [e.get(name) for e in events] for name in _ROW_FIELDS[kind]}
+    for nested in ("features", "metrics"):
+        maps = [e.get(nested) for e in events]
+        names = {k for m in maps if isinstance(m, dict) for k in m}
+        for name in names:
+            flat[f"{nested}.{name}"] = [m.get(name) if isinstance(m, dict) else None for m in maps]
+        flat[f"{nested}"] = maps
+
+    def payload(i: int) -> bytes:
+        raw = items[i][1]
+        return raw if raw is not None else orjson.dumps(items[i][0])
+
+    return _Chunk(flat, payload, len(events))
+
+
+class _Rows:
+    """Tracks which rows of a chunk are still accepted, dead-lettering the others once."""
+
+    def __init__(
+        self, chunk: _Chunk, context: DecodeContext, deployments: NDArray[np.object_]
+    ) -> None:
+        self.chunk, self.context, self.deployments = chunk, context, deployments
+        self.ok = np.ones(chunk.n, dtype=bool)
+        self.dead: list[DeadLetter] = []
+
+    def refuse(self, bad: NDArray[np.bool_], reason: Reason, detail: str) -> None:
+        for i in np.flatnonzero(bad & self.ok):
+            self.dead.append(
+                _letter(
+                    self.context, reason, detail, self.chunk.payload(int(i)), self.deployments[i]
+                )
+            )
+        self.ok &= ~bad
+
+
+def _column(chunk: _Chunk, name: str) -> list[Any]:
+    return chunk.columns.get(name) or [None] * chunk.n
+
+
+def _type_chunk(kind: EventType, chunk: _Chunk, context: DecodeContext, out: Decoded) -> None:
+    if chunk.n == 0:
+        return
+    deployment, bad_deployment = col.strings(_column(chunk, "deployment"), required=True)
+    rows = _Rows(chunk, context, deployment)
+    rows.refuse(bad_deployment, Reason.MISSING_FIELD, "deployment: a non-empty string is required")
+    known = np.array([d in context.schemas for d in deployment], dtype=bool)
+    rows.refuse(~known, Reason.UNKNOWN_DEPLOYMENT, "no monitor for this deployment")
+    ts, bad_ts = col.timestamps(_column(chunk, "ts"))
+    rows.refuse(bad_ts, Reason.BAD_TIMESTAMP, "ts: RFC 3339 text or epoch milliseconds required")
+    future = ts > context.now_ms + context.max_future_ms
+    rows.refuse(future, Reason.FUTURE_TIMESTAMP, "ts is too far in the future")
+    if kind is EventType.PREDICTION:
+        _predictions(chunk, rows, deployment, ts, out)
+    elif kind is EventType.LABEL:
+        request_id, bad = col.strings(_column(chunk, "request_id"), required=True)
+        rows.refuse(bad, Reason.MISSING_FIELD, "request_id: a non-empty string is required")
+        label = np.array(_column(chunk, "label"), dtype=object)
+        rows.refuse(col.is_none(label), Reason.MISSING_FIELD, "label is required")
+        for name, where in _groups(deployment, rows.ok):
+            out.labels.append(
+                LabelColumns(name, request_id[where], label[where], ts[where], _sub(chunk, where))
+            )
+    else:
+        values = {}
+        for resource in _RESOURCES:
+            values[resource], bad = col.numbers(
+                _column(chunk, resource), required=resource in ("cpu", "memory_mb")
+            )
+            rows.refuse(bad, Reason.WRONG_TYPE, f"{resource}: expected a number")
+        for name, where in _groups(deployment, rows.ok):
+            out.resources.append(
+                ResourceColumns(name, ts[where], {k: v[where] for k, v in values.items()})
+            )
+    out.dead.extend(rows.dead)
+
+
+def _sub(chunk: _Chunk, where: NDArray[np.intp]) -> Callable[[int], bytes]:
+    return lambda i: chunk.payload(int(where[i]))
+
+
+def _groups(
+    deployment: NDArray[np.object_], ok: NDArray[np.bool_]
+) -> list[tuple[str, NDArray[np.intp]]]:
+    accepted = np.flatnonzero(ok)
+    if accepted.size == 0:
+        return []
+    names, inverse = np.unique(deployment[accepted].astype(str), return_inverse=True)
+    return [(str(name), accepted[inverse == g]) for g, name in enumerate(names)]
+
+
+def _predictions(
+    chunk: _Chunk, rows: _Rows, deployment: NDArray[np.object_], ts: NDArray[np.int64], out: Decoded
+) -> None:
+    event_id, bad = col.strings(_column(chunk, "event_id"), required=True)
+    rows.refuse(bad, Reason.MISSING_FIELD, "event_id: a non-empty string is required")
+    latency, bad = col.numbers(_column(chunk, "latency_ms"), required=False)
+    rows.refuse(bad | (latency < 0), Reason.WRONG_TYPE, "latency_ms: expected a number >= 0")
+    request_id, bad = col.strings(_column(chunk, "request_id"), required=False)
+    rows.refuse(bad, Reason.WRONG_TYPE, "request_id: expected a string")
+    error, bad = col.flags(_column(chunk, "error"))
+    rows.refuse(bad, Reason.WRONG_TYPE, "error: expected true or false")
+    value, klass, bad = _prediction_column(_column(chunk, "prediction"))
+    rows.refuse(bad, Reason.WRONG_TYPE, "prediction: a number, a class or class probabilities")
+    label = np.array(_column(chunk, "label"), dtype=object)
+    metric_names = sorted(k[8:] for k in chunk.columns if k.startswith("metrics."))
+    metrics = {}
+    for name in metric_names:
+        metrics[name], bad = col.numbers(chunk.columns[f"metrics.{name}"], required=False)
+        rows.refuse(bad, Reason.WRONG_TYPE, f"metrics.{name}: expected a number")
+    groups = _groups(deployment, rows.ok)
+    typed: list[tuple[str, NDArray[np.intp], dict[str, Any], dict[str, Any]]] = []
+    for name, where in groups:
+        schema = rows.context.schemas[name]
+        numeric: dict[str, NDArray[np.float64]] = {}
+        categorical: dict[str, NDArray[np.object_]] = {}
+        for feature in schema.numeric:
+            values = _column(chunk, f"features.{feature}")
+            numeric[feature], bad = col.numbers([values[i] for i in where], required=False)
+            rows.refuse(
+                _spread(bad, where, chunk.n),
+                Reason.WRONG_TYPE,
+                f"features.{feature}: expected a number",
+            )
+        for feature in schema.categorical:
+            values = _column(chunk, f"features.{feature}")
+            categorical[feature], bad = col.categories([values[i] for i in where])
+            rows.refuse(
+                _spread(bad, where, chunk.n),
+                Reason.WRONG_TYPE,
+                f"features.{feature}: expected a category",
+            )
+        typed.append((name, where, numeric, categorical))
+    for name, where, numeric, categorical in typed:
+        keep = rows.ok[where]
+        rows_kept = where[keep]
+        out.predictions.append(
+            PredictionColumns(
+                deployment=name,
+                event_id=event_id[rows_kept],
+                ts_ms=ts[rows_kept],
+                numeric={k: v[keep] for k, v in numeric.items()},
+                categorical={k: v[keep] for k, v in categorical.items()},
+                prediction_value=value[rows_kept],
+                prediction_class=klass[rows_kept],
+                label=label[rows_kept],
+                latency_ms=latency[rows_kept],
+                request_id=request_id[rows_kept],
+                error=error[rows_kept],
+                metrics={k: v[rows_kept] for k, v in metrics.items()},
+                payload=_sub(chunk, rows_kept),
+            )
+        )
+
+
+def _spread(bad: NDArray[np.bool_], where: NDArray[np.intp], n: int) -> NDArray[np.bool_]:
+    full = np.zeros(n, dtype=bool)
+    full[where] = bad
+    return full
+
+
+def _prediction_column(
+    values: list[Any],
+) -> tuple[NDArray[np.float64], NDArray[np.object_], NDArray[np.bool_]]:
+    """Split predictions into a score (numbers; top probability) and a class (text; argmax)."""
+    kinds = set(map(type, values))
+    n = len(values)
+    if kinds <= {float, int, type(None)}:
+        return np.array(values, dtype=np.float64), np.full(n, None, dtype=object), np.zeros(n, bool)
+    score = np.full(n, np.nan)
+    klass = np.full(n, None, dtype=object)
+    bad = np.zeros(n, dtype=bool)
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            klass[i] = "true" if v else "false"
+        elif isinstance(v, int | float):
+            score[i] = v
+        elif isinstance(v, str):
+            klass[i] = v
+        elif (
+            isinstance(v, dict)
+            and v
+            and all(isinstance(p, int | float) and not isinstance(p, bool) for p in v.values())
+        ):
+            best = max(v, key=v.__getitem__)
+            klass[i], score[i] = str(best), float(v[best])
+        else:
+            bad[i] = True
+    return score, klass, bad

@@ -1,0 +1,394 @@
+"""The pipeline every source feeds: decode -> dedup -> windows -> close -> sinks.
+
+One :class:`Pipeline` serves one organization (the tenant comes from the API key or the
+topic binding, never from the events). Sources call :meth:`Pipeline.ingest` with raw
+payloads (HTTP ingest, Kafka batches) or :meth:`Pipeline.process` with decoded columns
+(replay). Nothing here reads the wall clock directly: ``clock`` is injected.
+
+Windows close in event time (see :mod:`engine.windows`); a closed window's results are
+written to the sink, then handed to the listener (alert evaluation). A failed write keeps
+the result and retries it before the next one, in order, so nothing accepted is lost.
+With a label horizon, a window's performance is written in a second phase once the
+watermark passes its end plus the horizon, so that late labels joined by ``request_id``
+still count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.close import close_window, performance_rows
+from engine.deadletter import DeadLetter, DeadLetterSink
+from engine.decode import (
+    DecodeContext,
+    Decoded,
+    FeatureSchema,
+    LabelColumns,
+    PredictionColumns,
+    ResourceColumns,
+    decode,
+)
+from engine.events import Reason
+from engine.metrics import EngineMetrics
+from engine.monitor import Monitor
+from engine.results import WindowResult
+from engine.sinks import ResultSink, WindowListener
+from engine.state import WindowState
+from engine.windows import Watermarks, window_starts
+from storage.errors import StorageError
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the epoch, from the system clock."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one call did: counts, and the reasons of refused events."""
+
+    accepted: int
+    rejected: int
+    duplicates: int
+    late: int
+    reasons: tuple[tuple[str, str], ...]
+    closed: tuple[WindowResult, ...]
+
+
+@dataclass
+class _Deployment:
+    monitor: Monitor
+    partition: int = 0
+    open: dict[int, WindowState] = field(default_factory=dict)
+    awaiting_labels: dict[int, WindowState] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+    requests: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Windows, detectors and sinks for one organization's monitors (module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        organization: str,
+        monitors: Sequence[Monitor],
+        sink: ResultSink,
+        dead_letters: DeadLetterSink,
+        listener: WindowListener | None = None,
+        clock: Callable[[], int] = wall_clock_ms,
+        metrics: EngineMetrics | None = None,
+        dedup_horizon_ms: int = 3_600_000,
+        max_future_ms: int = 5 * 60 * 1000,
+    ) -> None:
+        self.organization = organization
+        self.metrics = metrics or EngineMetrics()
+        self._deployments = {m.deployment: _Deployment(m) for m in monitors}
+        self._schemas = {m.deployment: FeatureSchema(m.numeric, m.categorical) for m in monitors}
+        self._sink, self._dead_letters, self._listener = sink, dead_letters, listener
+        self._clock = clock
+        self._dedup_horizon_ms = dedup_horizon_ms
+        self._max_future_ms = max_future_ms
+        self._watermarks = Watermarks()
+        self._pending: list[WindowResult] = []
+        self._closed: list[WindowResult] = []
+
+    @property
+    def pending(self) -> int:
+        """Closed windows whose results are not yet durable (a sink failed); retried first."""
+        return len(self._pending)
+
+    def ingest(
+        self, payloads: Sequence[bytes], *, partition: int = 0, source: str = "http"
+    ) -> IngestReport:
+        """Decode and process raw payloads from one partition (or the HTTP endpoint)."""
+        context = DecodeContext(
+            schemas=self._schemas,
+            source=source,
+            now_ms=self._clock(),
+            max_future_ms=self._max_future_ms,
+        )
+        return self.process(decode(payloads, context), partition=partition)
+
+    def process(self, decoded: Decoded, *, partition: int = 0) -> IngestReport:
+        """Window already-decoded events, close the windows the watermark passed, write."""
+        dead = list(decoded.dead)
+        self._closed = []
+        before = self._watermarks.get(partition)
+        duplicates = late = 0
+        times: list[NDArray[np.int64]] = []
+        for rows in decoded.predictions:
+            d, l_, kept = self._predictions(rows, partition, before, dead)
+            duplicates += d
+            late += l_
+            times.append(kept)
+        for labels in decoded.labels:
+            self._labels(labels, dead)
+        for resources in decoded.resources:
+            late += self._resources(resources, partition, before, dead)
+            times.append(resources.ts_ms)
+        watermark = self._watermarks.advance(
+            partition, np.concatenate(times) if times else np.empty(0, dtype=np.int64)
+        )
+        if watermark is not None:
+            self._close_ready(partition, watermark)
+        self._drain()
+        closed, self._closed = self._closed, []
+        self._write_dead(dead)
+        accepted = decoded.accepted - duplicates - late
+        self.metrics.duplicates.inc(duplicates)
+        self.metrics.late.inc(late)
+        return IngestReport(
+            accepted=accepted,
+            rejected=len(dead),
+            duplicates=duplicates,
+            late=late,
+            reasons=tuple((str(d.reason), d.detail) for d in dead),
+            closed=tuple(closed),
+        )
+
+    def flush(self) -> list[WindowResult]:
+        """Close every open window now (end of a replay, shutdown) and write the results."""
+        self._closed = []
+        for deployment in self._deployments.values():
+            for start in sorted(deployment.open):
+                self._close(deployment, deployment.open.pop(start), final=True)
+            for start in sorted(deployment.awaiting_labels):
+                self._finish_labels(deployment, deployment.awaiting_labels.pop(start))
+        self._drain()
+        closed, self._closed = self._closed, []
+        return closed
+
+    # -- predictions ------------------------------------------------------------------
+
+    def _predictions(
+        self, rows: PredictionColumns, partition: int, before: int | None, dead: list[DeadLetter]
+    ) -> tuple[int, int, NDArray[np.int64]]:
+        deployment = self._deployments[rows.deployment]
+        deployment.partition = partition
+        monitor = deployment.monitor
+        fresh = self._dedup(deployment, rows)
+        duplicates = len(rows) - int(fresh.size)
+        rows = rows.take(fresh)
+        if monitor.window.kind == "count":
+            self._count_windows(deployment, rows)
+            return duplicates, 0, rows.ts_ms
+        starts = window_starts(rows.ts_ms, monitor.window)
+        closes_at = starts + monitor.window.size_ms + monitor.lateness_ms
+        open_ = (closes_at > before) if before is not None else np.ones(starts.shape, dtype=bool)
+        late_rows = ~open_.any(axis=1)
+        for i in np.flatnonzero(late_rows):
+            dead.append(self._late_letter(rows, int(i)))
+        for start in np.unique(starts[open_]):
+            members = np.flatnonzero(((starts == start) & open_).any(axis=1))
+            state = self._window(deployment, int(start))
+            state.add(rows.take(members), monitor)
+            self._remember_requests(deployment, rows, members, int(start))
+        for start in np.unique(starts[~open_]):
+            waiting = deployment.open.get(int(start)) or deployment.awaiting_labels.get(int(start))
+            if waiting is not None:
+                waiting.late += int(((starts == start) & ~open_).any(axis=1).sum())
+        return duplicates, int(late_rows.sum()), rows.ts_ms[~late_rows]
+
+    def _dedup(self, deployment: _Deployment, rows: PredictionColumns) -> NDArray[np.intp]:
+        """Rows whose event_id was not seen within the dedup horizon (first one wins)."""
+        seen = deployment.seen
+        keep = []
+        for i, (event_id, ts) in enumerate(zip(rows.event_id, rows.ts_ms, strict=True)):
+            if event_id not in seen:
+                seen[event_id] = int(ts)
+                keep.append(i)
+        if len(seen) > 200_000:
+            newest = max(seen.values())
+            deployment.seen = {
+                k: v for k, v in seen.items() if v >= newest - self._dedup_horizon_ms
+            }
+        return np.array(keep, dtype=np.intp)
+
+    def _late_letter(self, rows: PredictionColumns, i: int) -> DeadLetter:
+        return DeadLetter(
+            reason=Reason.LATE,
+            detail="the event's window had already closed",
+            payload=rows.payload(i),
+            source="pipeline",
+            received_at_ms=self._clock(),
+            deployment=rows.deployment,
+        )
+
+    def _window(self, deployment: _Deployment, start: int) -> WindowState:
+        state = deployment.open.get(start)
+        if state is None:
+            end = start + deployment.monitor.window.size_ms
+            state = deployment.open[start] = WindowState.open(deployment.monitor, start, end)
+        return state
+
+    def _count_windows(self, deployment: _Deployment, rows: PredictionColumns) -> None:
+        """Fill the deployment's count window in arrival order; close it when full."""
+        size = int(deployment.monitor.window.size)
+        at = 0
+        while at < len(rows):
+            state = deployment.open.get(0)
+            if state is None:
+                state = deployment.open[0] = WindowState.open(deployment.monitor, 0, 0)
+            room = size - state.events
+            members = np.arange(at, min(at + room, len(rows)), dtype=np.intp)
+            chunk = rows.take(members)
+            first, last = int(chunk.ts_ms.min()), int(chunk.ts_ms.max())
+            state.start_ms = first if state.events == 0 else min(state.start_ms, first)
+            state.end_ms = max(state.end_ms, last + 1)
+            state.add(chunk, deployment.monitor)
+            at += members.size
+            if state.events >= size:
+                self._close(deployment, deployment.open.pop(0), final=False)
+
+    def _remember_requests(
+        self,
+        deployment: _Deployment,
+        rows: PredictionColumns,
+        members: NDArray[np.intp],
+        start: int,
+    ) -> None:
+        """Keep request ids of unlabelled predictions, so a later label finds its window."""
+        if deployment.monitor.performance is None:
+            return
+        for i in members:
+            request_id = rows.request_id[i]
+            if request_id is not None and rows.label[i] is None:
+                deployment.requests[request_id] = (*deployment.requests.get(request_id, ()), start)
+                self._window(deployment, start).request_ids.append(
+                    (request_id, float(rows.prediction_value[i]), rows.prediction_class[i])
+                )
+
+    # -- labels and resources ---------------------------------------------------------
+
+    def _labels(self, labels: LabelColumns, dead: list[DeadLetter]) -> None:
+        deployment = self._deployments[labels.deployment]
+        for i, request_id in enumerate(labels.request_id):
+            starts = deployment.requests.pop(request_id, ())
+            matched = False
+            for start in starts:
+                state = deployment.open.get(start) or deployment.awaiting_labels.get(start)
+                if state is None:
+                    continue
+                for rid, value, klass in state.request_ids:
+                    if rid == request_id:
+                        state.add_labels(
+                            np.array([labels.label[i]], dtype=object),
+                            np.array([value]),
+                            np.array([klass], dtype=object),
+                        )
+                        matched = True
+                        break
+            if not matched:
+                dead.append(
+                    DeadLetter(
+                        reason=Reason.UNMATCHED_LABEL,
+                        detail="no open prediction with this request_id within the label horizon",
+                        payload=labels.payload(i),
+                        source="pipeline",
+                        received_at_ms=self._clock(),
+                        deployment=labels.deployment,
+                    )
+                )
+
+    def _resources(
+        self, resources: ResourceColumns, partition: int, before: int | None, dead: list[DeadLetter]
+    ) -> int:
+        deployment = self._deployments[resources.deployment]
+        deployment.partition = partition
+        window = deployment.monitor.window
+        if window.kind == "count":
+            state = deployment.open.get(0) or self._window(deployment, 0)
+            state.add_resources(resources.values)
+            return 0
+        starts = window_starts(resources.ts_ms, window)[:, -1]
+        closes_at = starts + window.size_ms + deployment.monitor.lateness_ms
+        late = closes_at <= before if before is not None else np.zeros(starts.shape, dtype=bool)
+        for start in np.unique(starts[~late]):
+            members = np.flatnonzero((starts == start) & ~late)
+            self._window(deployment, int(start)).add_resources(
+                {k: v[members] for k, v in resources.values.items()}
+            )
+        return int(late.sum())
+
+    # -- closing ----------------------------------------------------------------------
+
+    def _close_ready(self, partition: int, watermark: int) -> None:
+        for deployment in self._deployments.values():
+            if deployment.partition != partition:
+                continue
+            monitor = deployment.monitor
+            if monitor.window.kind != "count":
+                for start in sorted(deployment.open):
+                    if start + monitor.window.size_ms + monitor.lateness_ms <= watermark:
+                        self._close(deployment, deployment.open.pop(start), final=False)
+            horizon = monitor.performance.label_horizon_ms if monitor.performance else 0
+            for start in sorted(deployment.awaiting_labels):
+                state = deployment.awaiting_labels[start]
+                if state.end_ms + monitor.lateness_ms + horizon <= watermark:
+                    del deployment.awaiting_labels[start]
+                    self._finish_labels(deployment, state)
+
+    def _close(self, deployment: _Deployment, state: WindowState, *, final: bool) -> None:
+        monitor = deployment.monitor
+        waits = monitor.performance is not None and monitor.performance.label_horizon_ms > 0
+        with self.metrics.close_seconds.time():
+            result = close_window(
+                state, monitor, organization=self.organization, with_performance=not waits
+            )
+        outcome = (
+            "insufficient" if result.insufficient else "drift" if result.drifted_features else "ok"
+        )
+        self.metrics.windows.labels(outcome).inc()
+        self._emit(result)
+        if waits and not final:
+            deployment.awaiting_labels[state.start_ms] = state
+            return
+        self._forget_requests(deployment, state)
+        if waits:
+            self._finish_labels(deployment, state, forget=False)
+
+    def _finish_labels(
+        self, deployment: _Deployment, state: WindowState, *, forget: bool = True
+    ) -> WindowResult:
+        """The second phase of a window: its performance, once the label horizon passed."""
+        if forget:
+            self._forget_requests(deployment, state)
+        base = close_window(
+            state, deployment.monitor, organization=self.organization, with_performance=False
+        )
+        result = replace(base, performance=performance_rows(state), phase="labels")
+        self._emit(result)
+        return result
+
+    def _emit(self, result: WindowResult) -> None:
+        self._pending.append(result)
+        self._closed.append(result)
+
+    def _forget_requests(self, deployment: _Deployment, state: WindowState) -> None:
+        for request_id, _, _ in state.request_ids:
+            deployment.requests.pop(request_id, None)
+
+    def _drain(self) -> None:
+        """Write pending results in order; stop at the first failure (retried next time)."""
+        while self._pending:
+            result = self._pending[0]
+            try:
+                self._sink.write(result)
+            except StorageError:
+                self.metrics.sink_failures.inc()
+                return
+            self._pending.pop(0)
+            if self._listener is not None:
+                self._listener.on_window_closed(result)
+
+    def _write_dead(self, dead: list[DeadLetter]) -> None:
+        for letter in dead:
+            self.metrics.dead_letters.labels(str(letter.reason)).inc()
+        if dead:
+            self._dead_letters.write(dead)

@@ -1,0 +1,55 @@
+"""Fixtures shared by every test package: the one chDB folder, the service URLs.
+
+chDB is process-global: a process opens one chDB folder at a time (a second, different
+folder fails until every client of the first is closed), and a folder serves one process.
+So the session opens ONE folder, keeps a client on it for the whole run, and every test
+gets a fresh database inside it. Tests that need another process give that process its own
+folder (``tmp_path``).
+
+Services (PostgreSQL, Redis) are started by ``.ci/services.sh``; a test that needs one
+fails (never skips) when its URL is not set.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from storage.clickhouse.client import connect
+
+
+@pytest.fixture(scope="session")
+def chdb_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("chdb")
+    keeper = connect(f"chdb://{folder}", default_database="default", create_database=False)
+    yield folder
+    keeper.close()
+
+
+@pytest.fixture
+def chdb_url(chdb_folder: Path) -> Iterator[str]:
+    """A URL to a fresh, empty database in the session's chDB folder; dropped afterwards."""
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    yield f"chdb://{chdb_folder}?database={database}"
+    with connect(f"chdb://{chdb_folder}", default_database="default", create_database=False) as c:
+        c.command(f"DROP DATABASE IF EXISTS {database}")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    url = os.environ.get("DRIFTLINE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.fail("DRIFTLINE_TEST_POSTGRES_URL is not set: run `source .ci/services.sh`")
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("DRIFTLINE_TEST_REDIS_URL")
+    if not url:
+        pytest.fail("DRIFTLINE_TEST_REDIS_URL is not set: run `source .ci/services.sh`")
+    return url
