@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from numpy.typing import NDArray
 
+from engine import snapshot as snapshots
 from engine.close import close_window, performance_rows
 from engine.deadletter import DeadLetter, DeadLetterSink
 from engine.decode import (
@@ -151,6 +152,60 @@ class Pipeline:
             reasons=tuple((str(d.reason), d.detail) for d in dead),
             closed=tuple(closed),
         )
+
+    def snapshot(self, partition: int) -> bytes:
+        """Everything this partition's deployments hold, as bytes (see :mod:`engine.snapshot`).
+
+        Includes results closed but not yet written, so that a restart cannot lose them.
+        """
+        names = {n for n, d in self._deployments.items() if d.partition == partition}
+        return snapshots.encode(
+            {
+                "watermark": self._watermarks.get(partition),
+                "deployments": {
+                    name: {
+                        "open": [snapshots.state_to_dict(s) for s in d.open.values()],
+                        "awaiting": [
+                            snapshots.state_to_dict(s) for s in d.awaiting_labels.values()
+                        ],
+                    }
+                    for name, d in self._deployments.items()
+                    if name in names
+                },
+                "pending": [
+                    snapshots.result_to_dict(r) for r in self._pending if r.deployment in names
+                ],
+            }
+        )
+
+    def restore(self, partition: int, blob: bytes) -> None:
+        """Replace this partition's state with a :meth:`snapshot` taken earlier.
+
+        A deployment of the snapshot that no longer has a monitor is dropped.
+        """
+        data = snapshots.decode(blob)
+        if data["watermark"] is not None:
+            self._watermarks.marks[partition] = int(data["watermark"])
+        for name, saved in data["deployments"].items():
+            deployment = self._deployments.get(name)
+            if deployment is None:
+                continue
+            deployment.partition = partition
+            monitor = deployment.monitor
+            deployment.open = {
+                int(s["start_ms"]): snapshots.state_from_dict(monitor, s) for s in saved["open"]
+            }
+            deployment.awaiting_labels = {
+                int(s["start_ms"]): snapshots.state_from_dict(monitor, s) for s in saved["awaiting"]
+            }
+            deployment.requests = {}
+            for state in (*deployment.open.values(), *deployment.awaiting_labels.values()):
+                for request_id, _, _ in state.request_ids:
+                    known = deployment.requests.get(request_id, ())
+                    deployment.requests[request_id] = (*known, state.start_ms)
+        restored = [snapshots.result_from_dict(r) for r in data["pending"]]
+        self._pending = [r for r in self._pending if r.deployment not in data["deployments"]]
+        self._pending.extend(r for r in restored if r.deployment in self._deployments)
 
     def flush(self) -> list[WindowResult]:
         """Close every open window now (end of a replay, shutdown) and write the results."""

@@ -225,3 +225,59 @@ def test_dead_letters_are_counted_per_reason():
     text = generate_latest(p.metrics.registry).decode()
     assert 'driftline_dead_letters_total{reason="malformed"} 1.0' in text
     assert len(dead.letters) == 2
+
+
+def test_a_restored_snapshot_continues_exactly_like_an_uninterrupted_run():
+    m = monitor(
+        performance={"task": "classification", "classes": ["0", "1"], "label_horizon": "1m"},
+        min_samples=10,
+    )
+    batches = [
+        [
+            event(b * 100 + i, T0 + b * 20_000 + i * 50, shift=0.5 * (b > 3), prediction=i % 2,
+                  request_id=f"r{b}-{i}", metrics={"tokens": i})
+            for i in range(100)
+        ]
+        + [orjson.dumps({"type": "resource", "deployment": "d", "ts": T0 + b * 20_000, "cpu": 0.5, "memory_mb": 10})]
+        + [
+            orjson.dumps({"type": "label", "deployment": "d", "request_id": f"r{b - 1}-{i}", "label": 1, "ts": T0})
+            for i in range(0, 100, 3)
+            if b
+        ]
+        for b in range(9)
+    ]  # fmt: skip
+    whole_sink = MemorySink()
+    whole, _ = pipeline(m, sink=whole_sink)
+    for batch in batches:
+        whole.ingest(batch)
+    whole.flush()
+    expected = whole_sink.results
+    first_sink, second_sink = FlakySink(failures=0), MemorySink()
+    first, _ = pipeline(m, sink=first_sink)
+    for batch in batches[:6]:
+        first.ingest(batch)
+    first._sink = FlakySink(failures=100)  # the store goes down: results stay pending
+    first.ingest(batches[6])
+    assert first.pending > 0
+    blob = first.snapshot(0)
+    second, _ = pipeline(m, sink=second_sink)
+    second.restore(0, blob)
+    for batch in batches[7:]:
+        second.ingest(batch)
+    second.flush()
+    got = first_sink.results + second_sink.results
+    assert [r.key + r.phase for r in got] == [r.key + r.phase for r in expected]
+    assert [r.drift for r in got] == [r.drift for r in expected]
+    assert [r.performance for r in got] == [r.performance for r in expected]
+    assert [r.resources for r in got] == [r.resources for r in expected]
+    assert [r.custom_metrics for r in got] == [r.custom_metrics for r in expected]
+
+
+def test_a_snapshot_of_another_version_is_refused():
+    import zlib
+
+    from engine.snapshot import SnapshotError
+
+    p, _ = pipeline()
+    with pytest.raises(SnapshotError, match="version"):
+        p.restore(0, zlib.compress(orjson.dumps({"version": 99})))
