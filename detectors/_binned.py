@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detectors._columns import as_matrix, check_same_columns
-from detectors.binning import IntMatrix, bin_counts, quantile_binning
+from detectors.binning import IntMatrix, bin_counts, fit_binnings
 from detectors.categorical import count_category_pair
 from detectors.results import DriftResult, insufficient_mask
 
@@ -50,8 +50,7 @@ def count_pair(
     ref, labels = as_matrix(reference, names=names, role="reference")
     cur, _ = as_matrix(current, names=labels, role="current")
     check_same_columns(labels, cur)
-    binning = quantile_binning(ref, bins, by_value_up_to=bins)
-    ref_counts, ref_nulls = bin_counts(ref, binning)
+    [(binning, ref_counts)], ref_nulls = fit_binnings(ref, ((bins, bins),))
     cur_counts, cur_nulls = bin_counts(cur, binning)
     return BinnedPair(labels, ref_counts, cur_counts, ref_nulls, cur_nulls)
 

@@ -96,25 +96,55 @@ def quantile_binning(
 
     A feature whose reference is all NaN gets no edges (a single bin).
     """
-    if bins < 1:
-        raise ValueError(f"bins must be >= 1, got {bins}")
-    probabilities = np.arange(1, bins) / bins
-    edges: list[NDArray[np.float64]] = []
-    by_value: list[bool] = []
-    for j in range(reference.shape[1]):
-        column = reference[:, j]
-        column = column[~np.isnan(column)]
-        distinct = np.unique(column)
-        if by_value_up_to is not None and distinct.size <= by_value_up_to:
-            edges.append(distinct)
-            by_value.append(True)
-        elif column.size == 0 or bins == 1:
-            edges.append(np.empty(0))
+    return fit_binnings(reference, ((bins, by_value_up_to),))[0][0][0]
+
+
+def fit_binnings(
+    reference: FloatMatrix, specs: tuple[tuple[int, int | None], ...]
+) -> tuple[list[tuple[Binning, IntMatrix]], NDArray[np.int64]]:
+    """Fit several binnings (``(bins, by_value_up_to)`` each) and count the reference over them.
+
+    Each column is sorted once: the distinct values, the quantiles (cheap on sorted data)
+    and the reference counts (a binary search of the edges into the sorted column) all come
+    from that one sort. Returns ``[(binning, reference_counts), ...]`` in ``specs`` order and
+    the missing values per feature.
+    """
+    for bins, _ in specs:
+        if bins < 1:
+            raise ValueError(f"bins must be >= 1, got {bins}")
+    columns = np.sort(np.ascontiguousarray(reference.T), axis=1)  # NaN sort last
+    nulls = np.isnan(columns).sum(axis=1).astype(np.int64)
+    fitted: list[tuple[list[NDArray[np.float64]], list[bool], list[NDArray[np.int64]]]] = [
+        ([], [], []) for _ in specs
+    ]
+    for j in range(columns.shape[0]):
+        values = columns[j, : columns.shape[1] - nulls[j]]
+        starts = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]]))
+        for (bins, by_value_up_to), (edges, by_value, counts) in zip(specs, fitted, strict=True):
+            if by_value_up_to is not None and starts.size <= by_value_up_to:
+                distinct = values[starts]
+                runs = np.diff(np.append(starts, values.size))
+                edges.append(distinct)
+                by_value.append(True)
+                counts.append(np.append(runs, 0).astype(np.int64))
+                continue
+            if values.size == 0 or bins == 1:
+                cut = np.empty(0)
+            else:
+                cut = np.unique(np.quantile(values, np.arange(1, bins) / bins))
+            edges.append(cut)
             by_value.append(False)
-        else:
-            edges.append(np.unique(np.quantile(column, probabilities)))
-            by_value.append(False)
-    return Binning(edges=tuple(edges), by_value=np.array(by_value, dtype=bool))
+            # bin b holds e_(b-1) <= x < e_b: counts are differences of left-side positions
+            bounds = np.concatenate([[0], np.searchsorted(values, cut, side="left"), [values.size]])
+            counts.append(np.diff(bounds).astype(np.int64))
+    out = []
+    for edges, by_value, counts in fitted:
+        binning = Binning(edges=tuple(edges), by_value=np.array(by_value, dtype=bool))
+        matrix = np.zeros((len(edges), binning.width), dtype=np.int64)
+        for j, row in enumerate(counts):
+            matrix[j, : row.size] = row
+        out.append((binning, matrix))
+    return out, nulls
 
 
 def bin_index(matrix: FloatMatrix, binning: Binning) -> IntMatrix:

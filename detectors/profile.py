@@ -24,7 +24,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from detectors._columns import FloatMatrix, as_matrix, readonly
-from detectors.binning import Binning, IntMatrix, bin_counts, nested_map, quantile_binning
+from detectors.binning import Binning, IntMatrix, fit_binnings, nested_map
 from detectors.categorical import as_category_columns, stack_padded, value_counts
 from detectors.errors import DetectorInputError
 
@@ -108,10 +108,9 @@ class ReferenceProfile:
         if frame.height == 0:
             raise DetectorInputError("the reference is empty (0 rows)")
         matrix = _numeric_matrix(frame, numeric_names)
-        coarse = quantile_binning(matrix, coarse_bins, by_value_up_to=coarse_bins)
-        fine = quantile_binning(matrix, fine_bins)
-        coarse_counts, nulls = bin_counts(matrix, coarse)
-        fine_counts, _ = bin_counts(matrix, fine)
+        [(coarse, coarse_counts), (fine, fine_counts)], nulls = fit_binnings(
+            matrix, ((coarse_bins, coarse_bins), (fine_bins, None))
+        )
         vocabulary, counts, category_nulls = _fit_categories(frame, categorical_names)
         return cls(
             numeric=numeric_names,

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from detectors._columns import FloatMatrix
+from detectors._columns import FloatMatrix, as_vector
 from detectors.binning import IntMatrix, bin_counts
 from detectors.categorical import as_category_columns, value_counts
 from detectors.errors import DetectorInputError
@@ -97,18 +97,9 @@ class WindowSketch:
         binned for all features at once; infinite or non-numeric values are refused with
         the column named, and nothing is counted from a refused batch.
         """
-        frame = batch if isinstance(batch, pl.DataFrame) else _frame(batch)
-        missing = [c for c in (*self.profile.numeric, *self.profile.categorical) if c not in frame]
-        if missing:
-            raise DetectorInputError("feature missing from the batch", column=missing[0])
-        if frame.height == 0:
+        matrix, categories = self._columns(batch)
+        if matrix.shape[0] == 0:
             return self
-        matrix = numeric_frame_matrix(frame, self.profile.numeric)
-        categories = (
-            as_category_columns(frame.select(self.profile.categorical), role="batch")[0]
-            if self.profile.categorical
-            else []
-        )
         if matrix.shape[1]:
             fine, nulls = bin_counts(matrix, self.profile.fine)
             self.fine_counts += fine
@@ -125,6 +116,53 @@ class WindowSketch:
             counts, null = value_counts(column)
             self._count_categories(j, counts, null)
         return self
+
+    def _columns(self, batch: Any) -> tuple[FloatMatrix, list[pl.Series]]:
+        """The batch's numeric features (rows x features) and categorical ones (text series).
+
+        A mapping of numpy columns is read without a round trip through a DataFrame: the
+        numeric columns are stacked feature-major, so the matrix handed back is a free view.
+        """
+        numeric, categorical = self.profile.numeric, self.profile.categorical
+        if isinstance(batch, pl.DataFrame):
+            missing = [c for c in (*numeric, *categorical) if c not in batch.columns]
+            if missing:
+                raise DetectorInputError("feature missing from the batch", column=missing[0])
+            if batch.height == 0:
+                return np.empty((0, len(numeric))), []
+            matrix = numeric_frame_matrix(batch, numeric)
+            columns, _ = (
+                as_category_columns(batch.select(categorical), role="batch")
+                if categorical
+                else ([], ())
+            )
+            return matrix, columns
+        if not isinstance(batch, Mapping):
+            raise DetectorInputError("a batch is a polars DataFrame or a mapping of columns")
+        missing = [c for c in (*numeric, *categorical) if c not in batch]
+        if missing:
+            raise DetectorInputError("feature missing from the batch", column=missing[0])
+        lengths = {len(batch[c]) for c in (*numeric, *categorical)}
+        if len(lengths) > 1:
+            raise DetectorInputError(f"batch columns differ in length: {sorted(lengths)}")
+        rows = lengths.pop() if lengths else 0
+        stacked = np.empty((len(numeric), rows))
+        for j, name in enumerate(numeric):
+            values = np.asarray(batch[name])
+            stacked[j] = values if values.dtype.kind in "biuf" else as_vector(values, name)
+        finite_or_nan = np.isfinite(stacked) | np.isnan(stacked)
+        if not finite_or_nan.all():
+            bad = numeric[int(np.argmin(finite_or_nan.all(axis=1)))]
+            raise DetectorInputError("batch contains an infinite value", column=bad)
+        if rows == 0:
+            return stacked.T, []
+        columns = [
+            as_category_columns(np.asarray(batch[name], dtype=object), names=[name], role="batch")[
+                0
+            ][0]
+            for name in categorical
+        ]
+        return stacked.T, columns
 
     def _coarse(self, matrix: FloatMatrix, fine: IntMatrix) -> IntMatrix:
         """Coarse counts: summed from the fine counts when the bins nest, else binned."""
@@ -227,9 +265,3 @@ class WindowSketch:
         if sketch.nulls.shape != (len(profile.numeric),):
             raise DetectorInputError("the sketch does not match the profile's features")
         return sketch
-
-
-def _frame(batch: Mapping[str, Any]) -> pl.DataFrame:
-    if not isinstance(batch, Mapping):
-        raise DetectorInputError("a batch is a polars DataFrame or a mapping of columns")
-    return pl.DataFrame({str(k): np.asarray(v) for k, v in batch.items()}, strict=False)
