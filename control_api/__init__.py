@@ -1,5 +1,8 @@
-"""The FastAPI control plane: tenants, auth, RBAC, models, deployments, monitors.
+"""Driftline's control plane: a FastAPI application built by :func:`control_api.app.create_app`.
 
-Not built yet; see the control-plane issues. Only the package exists so that the
-distribution layout is final from the start.
+Split by domain (``auth``, ``users``, ``api_keys``, ``projects``), each with its router
+(thin), schemas, service (plain functions, keyword-only, always given the tenant) and,
+where queries grow, a repository. Cross-cutting parts: :mod:`control_api.errors` (one
+problem+json format), :mod:`control_api.rbac` (one role -> permission map),
+:mod:`control_api.deps` (authentication, ``require``), :mod:`control_api.middleware`.
 """

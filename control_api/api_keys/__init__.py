@@ -1,0 +1,1 @@
+"""API keys for machines: scoped (``ingest``, ``read``), hashed at rest, shown once."""

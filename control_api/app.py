@@ -1,0 +1,145 @@
+"""The application factory: :func:`create_app` builds the whole API from one settings object.
+
+Nothing is read from the environment here: the CLI (``driftline api``) loads the settings
+and passes them in; tests pass their own. The signing key is checked first, so a server
+without one (outside development) refuses to start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+import storage.tenancy  # noqa: F401 - installs the tenant filter on every session
+from control_api.api_keys.router import router as api_keys_router
+from control_api.auth.passwords import PasswordHasher
+from control_api.auth.router import router as auth_router
+from control_api.auth.tokens import TokenCodec
+from control_api.context import ApiContext
+from control_api.errors import Problem, install_error_handlers
+from control_api.health import router as health_router
+from control_api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from control_api.observability import ApiMetrics
+from control_api.projects.router import router as projects_router
+from control_api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from control_api.users.router import router as users_router
+from driftline import __version__
+from driftline.settings import Settings
+from storage.db import create_db_engine, session_factory
+
+__all__ = ["create_app"]
+
+_log = logging.getLogger("driftline.api")
+
+
+def _metrics_probe(settings: Settings, ctx: ApiContext) -> Callable[[], None]:
+    """Ping the metrics store, opening the client at the first call and keeping it."""
+    client: list[Any] = []
+
+    def probe() -> None:
+        from storage.clickhouse.client import RetryPolicy, connect
+
+        if not client:
+            client.append(
+                connect(
+                    settings.clickhouse_url,
+                    default_database=settings.clickhouse_database,
+                    retry=RetryPolicy(retries=0),
+                )
+            )
+            ctx.closers.append(client[0].close)
+        client[0].command("SELECT 1")
+
+    return probe
+
+
+def _build_context(settings: Settings) -> ApiContext:
+    codec = TokenCodec.from_settings(settings)
+    engine = create_db_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+    redis_client = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+    limiter: RateLimiter = (
+        RedisRateLimiter(redis_client, prefix=settings.redis_key_prefix)
+        if redis_client is not None
+        else MemoryRateLimiter()
+    )
+    ctx = ApiContext(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        codec=codec,
+        hasher=PasswordHasher.from_settings(settings),
+        limiter=limiter,
+        metrics=ApiMetrics(),
+        redis=redis_client,
+    )
+    ctx.closers.append(engine.dispose)
+    if redis_client is not None:
+        ctx.closers.append(redis_client.close)
+    ctx.metrics_probe = _metrics_probe(settings, ctx)
+    return ctx
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The Driftline control-plane API configured by ``settings``.
+
+    Raises :class:`~control_api.auth.tokens.ConfigurationError` when the signing key is
+    missing, short or a known default outside development.
+    """
+    ctx = _build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        for close in reversed(ctx.closers):
+            close()
+
+    app = FastAPI(
+        title="Driftline control plane",
+        version=__version__,
+        lifespan=lifespan,
+        separate_input_output_schemas=False,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    for router in (health_router, auth_router, users_router, api_keys_router, projects_router):
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+            expose_headers=["ETag", "X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)
+    _add_problem_schema(app)
+    return app
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    """Put the ``Problem`` schema into the OpenAPI document the error responses refer to."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = Problem.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,38 @@
+"""What the application holds for its lifetime: settings, database, keys, limiter, probes.
+
+Built once by :func:`control_api.app.create_app` and reached by the dependencies through
+``request.app.state.ctx``; nothing here reads the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from control_api.auth.passwords import PasswordHasher
+from control_api.auth.tokens import TokenCodec
+from control_api.observability import ApiMetrics
+from control_api.ratelimit import RateLimiter
+from driftline.settings import Settings
+
+__all__ = ["ApiContext"]
+
+
+@dataclass
+class ApiContext:
+    """The long-lived parts of one API application."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    codec: TokenCodec
+    hasher: PasswordHasher
+    limiter: RateLimiter
+    metrics: ApiMetrics
+    redis: redis.Redis | None = None
+    metrics_probe: Callable[[], None] | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Projects: the first tenant-scoped resource, and the pattern later ones follow."""

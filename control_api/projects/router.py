@@ -1,0 +1,101 @@
+"""Routes of ``/v1/projects``: each a permission check and one service call."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+
+from control_api.deps import Principal, SessionDep, require
+from control_api.errors import responses
+from control_api.projects import service
+from control_api.projects.repository import ProjectSort
+from control_api.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate
+from control_api.rbac import Permission
+from control_api.schemas import LIMIT_DEFAULT, LIMIT_MAX, Page
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/projects", tags=["projects"])
+Reader = Annotated[Principal, Depends(require(Permission.PROJECTS_READ))]
+Writer = Annotated[Principal, Depends(require(Permission.PROJECTS_WRITE))]
+_ETAG: dict[str, Any] = {
+    "ETag": {"description": "The project's version, for If-Match.", "schema": {"type": "string"}}
+}
+
+
+def _with_etag(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {200: {"headers": _ETAG}} | responses(*statuses)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=responses(401, 403, 409, 422, 429))
+def create_project(
+    body: ProjectCreate, principal: Writer, session: SessionDep, response: Response
+) -> ProjectRead:
+    """Create a project in the caller's organization."""
+    project = service.create(session, org_id=principal.org_id, body=body)
+    response.headers["ETag"] = f'"{project.version}"'
+    return project
+
+
+@router.get("", responses=responses(400, 401, 403, 422, 429))
+def list_projects(
+    principal: Reader,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=LIMIT_MAX)] = LIMIT_DEFAULT,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    sort: ProjectSort = "created_at",
+    name_prefix: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[ProjectRead]:
+    """The organization's projects, a page at a time, filtered by name prefix and sorted."""
+    return service.list_page(
+        session,
+        org_id=principal.org_id,
+        limit=limit,
+        cursor=cursor,
+        sort=sort,
+        name_prefix=name_prefix,
+    )
+
+
+@router.get(
+    "/{project_id}",
+    responses=_with_etag(401, 403, 404, 429),
+)
+def get_project(
+    project_id: str, principal: Reader, session: SessionDep, response: Response
+) -> ProjectRead:
+    """One project; its ETag is its version."""
+    project = service.get(session, org_id=principal.org_id, project_id=project_id)
+    response.headers["ETag"] = f'"{project.version}"'
+    return project
+
+
+@router.patch(
+    "/{project_id}",
+    responses=_with_etag(401, 403, 404, 409, 412, 422, 428, 429),
+)
+def update_project(
+    project_id: str,
+    body: ProjectUpdate,
+    principal: Writer,
+    session: SessionDep,
+    response: Response,
+    if_match: Annotated[str | None, Header(max_length=64)] = None,
+) -> ProjectRead:
+    """Change a project; ``If-Match`` must carry the version read (412 if it moved on)."""
+    project = service.update(
+        session, org_id=principal.org_id, project_id=project_id, if_match=if_match, body=body
+    )
+    response.headers["ETag"] = f'"{project.version}"'
+    return project
+
+
+@router.delete(
+    "/{project_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 403, 404, 429),
+)
+def delete_project(project_id: str, principal: Writer, session: SessionDep) -> None:
+    """Delete a project."""
+    service.delete(session, org_id=principal.org_id, project_id=project_id)

@@ -1,0 +1,111 @@
+"""Projects of one organization: create, read, list, update (If-Match), delete."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from control_api.errors import Conflict, NotFound, PreconditionFailed, PreconditionRequired
+from control_api.projects import repository
+from control_api.projects.repository import ProjectSort
+from control_api.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate
+from control_api.schemas import Page
+from storage.models import Project
+
+__all__ = ["create", "delete", "get", "list_page", "parse_if_match", "update"]
+
+_DUPLICATE = "A project with this name already exists."
+
+
+def parse_if_match(header: str | None) -> int:
+    """The version named by an ``If-Match`` header (``"3"`` or ``W/"3"``).
+
+    >>> parse_if_match('"3"'), parse_if_match('W/"4"')
+    (3, 4)
+    """
+    if header is None:
+        raise PreconditionRequired("Send If-Match with the version (ETag) you read.")
+    tag = header.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise PreconditionFailed("If-Match does not name a version of this project.")
+    return int(tag)
+
+
+def _get(session: Session, *, org_id: str, project_id: str) -> Project:
+    project = repository.by_id(session, org_id=org_id, project_id=project_id)
+    if project is None:
+        raise NotFound("No such project.")
+    return project
+
+
+def create(session: Session, *, org_id: str, body: ProjectCreate) -> ProjectRead:
+    """A new project in ``org_id`` (names are unique within an organization)."""
+    now = datetime.now(UTC)
+    project = Project(
+        id=str(uuid.uuid4()),
+        org_id=org_id,
+        name=body.name,
+        description=body.description,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(project)
+    try:
+        session.commit()
+    except IntegrityError as error:
+        session.rollback()
+        raise Conflict(_DUPLICATE) from error
+    return ProjectRead.model_validate(project)
+
+
+def get(session: Session, *, org_id: str, project_id: str) -> ProjectRead:
+    """One project of ``org_id``; 404 if missing or another organization's."""
+    return ProjectRead.model_validate(_get(session, org_id=org_id, project_id=project_id))
+
+
+def list_page(
+    session: Session,
+    *,
+    org_id: str,
+    limit: int,
+    cursor: str | None,
+    sort: ProjectSort,
+    name_prefix: str | None,
+) -> Page[ProjectRead]:
+    """A page of ``org_id``'s projects."""
+    rows, next_cursor = repository.page(
+        session, org_id=org_id, limit=limit, cursor=cursor, sort=sort, name_prefix=name_prefix
+    )
+    return Page(items=[ProjectRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+def update(
+    session: Session, *, org_id: str, project_id: str, if_match: str | None, body: ProjectUpdate
+) -> ProjectRead:
+    """Change a project if it is still at the version named by ``if_match`` (412 if not)."""
+    version = parse_if_match(if_match)
+    _get(session, org_id=org_id, project_id=project_id)
+    values = body.model_dump(exclude_unset=True, exclude_none=True)
+    try:
+        applied = repository.compare_and_update(
+            session, org_id=org_id, project_id=project_id, version=version, values=values
+        )
+    except IntegrityError as error:
+        session.rollback()
+        raise Conflict(_DUPLICATE) from error
+    if not applied:
+        session.rollback()
+        raise PreconditionFailed("The project changed since you read it; read it again.")
+    session.commit()
+    session.expire_all()
+    return get(session, org_id=org_id, project_id=project_id)
+
+
+def delete(session: Session, *, org_id: str, project_id: str) -> None:
+    """Delete a project of ``org_id``."""
+    session.delete(_get(session, org_id=org_id, project_id=project_id))
+    session.commit()

@@ -1,0 +1,72 @@
+"""Roles, permissions and who may do what: one map, checked by one dependency (:mod:`deps`).
+
+Roles are ordered (owner > admin > editor > viewer) and each includes the permissions of
+the roles below it. Viewers read; editors write resources; admins manage users and API
+keys; owners manage the organization. API keys carry scopes instead of a role.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+__all__ = ["API_KEY_SCOPES", "ROLE_PERMISSIONS", "Permission", "Role", "Scope"]
+
+
+class Role(IntEnum):
+    """A member's role in an organization, ordered by power."""
+
+    VIEWER = 1
+    EDITOR = 2
+    ADMIN = 3
+    OWNER = 4
+
+    @property
+    def label(self) -> str:
+        """The role's name as the API shows it (``"admin"``)."""
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, label: str) -> Role:
+        """The role named ``label`` (``"editor"`` -> :attr:`EDITOR`)."""
+        return cls[label.upper()]
+
+
+class Scope(StrEnum):
+    """What an API key may do."""
+
+    INGEST = "ingest"
+    READ = "read"
+
+
+class Permission(StrEnum):
+    """An action on a kind of resource."""
+
+    SESSIONS_OWN = "sessions:own"
+    PROJECTS_READ = "projects:read"
+    PROJECTS_WRITE = "projects:write"
+    USERS_READ = "users:read"
+    USERS_MANAGE = "users:manage"
+    API_KEYS_MANAGE = "api_keys:manage"
+    ORG_MANAGE = "org:manage"
+    INGEST = "events:ingest"
+
+
+_GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.VIEWER: frozenset(
+        {Permission.SESSIONS_OWN, Permission.PROJECTS_READ, Permission.USERS_READ}
+    ),
+    Role.EDITOR: frozenset({Permission.PROJECTS_WRITE}),
+    Role.ADMIN: frozenset({Permission.USERS_MANAGE, Permission.API_KEYS_MANAGE}),
+    Role.OWNER: frozenset({Permission.ORG_MANAGE}),
+}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    role: frozenset().union(*(_GRANTS[r] for r in Role if r <= role)) for role in Role
+}
+"""Every permission of each role, its own and those of the roles below it."""
+
+API_KEY_SCOPES: dict[Scope, frozenset[Permission]] = {
+    Scope.INGEST: frozenset({Permission.INGEST}),
+    Scope.READ: frozenset({Permission.PROJECTS_READ}),
+}
+"""The permissions an API key gets from each of its scopes."""

@@ -1,0 +1,116 @@
+"""Every route x every kind of caller. A route missing from ROUTES fails the first test.
+
+Each entry names who may call the route: ``PUBLIC`` (anyone), ``ANY`` (any authenticated
+caller), or the lowest role plus the API-key scopes that may. The matrix is written out
+here on purpose, apart from ``control_api.rbac``, so a change of either shows up as a diff.
+"""
+
+import uuid
+
+import pytest
+
+PUBLIC = "public"
+CREDENTIALS = "credentials"  # public; the body carries credentials, so 401 means bad ones
+ANY = "any"
+ROLES = ["viewer", "editor", "admin", "owner"]
+CALLERS = ["anonymous", "key:ingest", "key:read", *ROLES]
+
+# (method, path) -> (lowest role or PUBLIC/ANY, API-key scopes allowed)
+ROUTES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
+    ("GET", "/healthz"): (PUBLIC, frozenset()),
+    ("GET", "/readyz"): (PUBLIC, frozenset()),
+    ("GET", "/metrics"): (PUBLIC, frozenset()),
+    ("POST", "/v1/auth/signup"): (PUBLIC, frozenset()),
+    ("POST", "/v1/auth/token"): (CREDENTIALS, frozenset()),
+    ("POST", "/v1/auth/refresh"): (CREDENTIALS, frozenset()),
+    ("POST", "/v1/auth/logout"): (ANY, frozenset()),
+    ("GET", "/v1/auth/sessions"): ("viewer", frozenset()),
+    ("DELETE", "/v1/auth/sessions"): ("viewer", frozenset()),
+    ("DELETE", "/v1/auth/sessions/{session_id}"): ("viewer", frozenset()),
+    ("GET", "/v1/me"): (ANY, frozenset()),
+    ("POST", "/v1/users"): ("admin", frozenset()),
+    ("GET", "/v1/users"): ("viewer", frozenset()),
+    ("GET", "/v1/users/{user_id}"): ("viewer", frozenset()),
+    ("PATCH", "/v1/users/{user_id}"): ("admin", frozenset()),
+    ("DELETE", "/v1/users/{user_id}"): ("admin", frozenset()),
+    ("POST", "/v1/api-keys"): ("admin", frozenset()),
+    ("GET", "/v1/api-keys"): ("admin", frozenset()),
+    ("DELETE", "/v1/api-keys/{key_id}"): ("admin", frozenset()),
+    ("POST", "/v1/projects"): ("editor", frozenset()),
+    ("GET", "/v1/projects"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/projects/{project_id}"): ("viewer", frozenset({"read"})),
+    ("PATCH", "/v1/projects/{project_id}"): ("editor", frozenset()),
+    ("DELETE", "/v1/projects/{project_id}"): ("editor", frozenset()),
+}
+ENDS_SESSION = {("POST", "/v1/auth/logout"), ("DELETE", "/v1/auth/sessions")}
+
+
+def _app_routes(app):
+    """Every (method, path template) the application serves, from its OpenAPI document."""
+    return {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    }
+
+
+def test_every_route_has_an_entry(app):
+    routes = _app_routes(app)
+    assert len(routes) > 20
+    assert routes - ROUTES.keys() == set(), "add these routes to the RBAC matrix"
+    assert ROUTES.keys() - routes == set(), "these matrix entries name no route"
+
+
+def _allowed(caller, rule):
+    lowest, scopes = rule
+    if lowest in (PUBLIC, CREDENTIALS):
+        return True
+    if caller == "anonymous":
+        return False
+    if caller.startswith("key:"):
+        return lowest == ANY or caller.removeprefix("key:") in scopes
+    return lowest == ANY or ROLES.index(caller) >= ROLES.index(lowest)
+
+
+@pytest.fixture
+def callers(api):
+    owner = api.owner()
+    emails = {"owner": "owner@acme.example.com"}
+    headers = {"anonymous": {}, "owner": owner}
+    for role in ("viewer", "editor", "admin"):
+        emails[role] = f"{role}@acme.example.com"
+        headers[role] = api.member(owner, role, emails[role])
+    for scope in ("ingest", "read"):
+        _, token = api.api_key(owner, [scope])
+        headers[f"key:{scope}"] = api.bearer(token)
+
+    def fresh(caller):
+        if caller in emails:  # a session of its own, for routes that end the session
+            return api.bearer(api.login(emails[caller])["access_token"])
+        return headers[caller]
+
+    return headers, fresh
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_role_route_matrix(api, callers, caller):
+    headers, fresh = callers
+    # routes that end sessions last: "log out everywhere" also ends the shared session
+    for (method, path), rule in sorted(ROUTES.items(), key=lambda kv: (kv[0] in ENDS_SESSION, kv)):
+        url = path.format(
+            session_id=uuid.uuid4(), user_id=uuid.uuid4(), key_id=uuid.uuid4(), project_id="p"
+        )
+        sent = fresh(caller) if (method, path) in ENDS_SESSION else headers[caller]
+        if method in {"POST", "PATCH"} and path != "/v1/auth/token":
+            response = api.client.request(method, url, headers=sent, json={})
+        else:
+            response = api.client.request(method, url, headers=sent)
+        allowed = _allowed(caller, rule)
+        if rule[0] == CREDENTIALS:
+            assert response.status_code in (401, 422), (caller, method, path, response.text)
+        elif allowed:
+            assert response.status_code not in (401, 403), (caller, method, path, response.text)
+        elif caller == "anonymous":
+            assert response.status_code == 401, (caller, method, path, response.text)
+        else:
+            assert response.status_code == 403, (caller, method, path, response.text)
