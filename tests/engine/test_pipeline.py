@@ -232,20 +232,32 @@ def test_a_restored_snapshot_continues_exactly_like_an_uninterrupted_run():
         performance={"task": "classification", "classes": ["0", "1"], "label_horizon": "1m"},
         min_samples=10,
     )
-    batches = [
-        [
-            event(b * 100 + i, T0 + b * 20_000 + i * 50, shift=0.5 * (b > 3), prediction=i % 2,
-                  request_id=f"r{b}-{i}", metrics={"tokens": i})
+
+    def resource(b):
+        body = {"type": "resource", "deployment": "d", "ts": T0 + b * 20_000, "cpu": 0.5}
+        return orjson.dumps(body | {"memory_mb": 10})
+
+    def label(b, i):
+        body = {"type": "label", "deployment": "d", "request_id": f"r{b - 1}-{i}", "label": 1}
+        return orjson.dumps(body | {"ts": T0})
+
+    def predictions(b):
+        return [
+            event(
+                b * 100 + i,
+                T0 + b * 20_000 + i * 50,
+                shift=0.5 * (b > 3),
+                prediction=i % 2,
+                request_id=f"r{b}-{i}",
+                metrics={"tokens": i},
+            )
             for i in range(100)
         ]
-        + [orjson.dumps({"type": "resource", "deployment": "d", "ts": T0 + b * 20_000, "cpu": 0.5, "memory_mb": 10})]
-        + [
-            orjson.dumps({"type": "label", "deployment": "d", "request_id": f"r{b - 1}-{i}", "label": 1, "ts": T0})
-            for i in range(0, 100, 3)
-            if b
-        ]
+
+    batches = [
+        [*predictions(b), resource(b), *(label(b, i) for i in range(0, 100, 3) if b)]
         for b in range(9)
-    ]  # fmt: skip
+    ]
     whole_sink = MemorySink()
     whole, _ = pipeline(m, sink=whole_sink)
     for batch in batches:
