@@ -24,6 +24,7 @@ from control_api.auth.tokens import TokenCodec
 from control_api.context import ApiContext
 from control_api.errors import Problem, install_error_handlers
 from control_api.health import router as health_router
+from control_api.ingest.router import router as ingest_router
 from control_api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from control_api.observability import ApiMetrics
 from control_api.projects.router import router as projects_router
@@ -31,6 +32,8 @@ from control_api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimit
 from control_api.users.router import router as users_router
 from driftline import __version__
 from driftline.settings import Settings
+from engine.embedded import EngineHub, FileMonitors, NoMonitors
+from storage.clickhouse.client import MetricsClient
 from storage.db import create_db_engine, session_factory
 
 __all__ = ["create_app"]
@@ -86,7 +89,21 @@ def _build_context(settings: Settings) -> ApiContext:
     if redis_client is not None:
         ctx.closers.append(redis_client.close)
     ctx.metrics_probe = _metrics_probe(settings, ctx)
+    if settings.engine_embedded:
+        ctx.engine_hub = _engine_hub(settings)
+        ctx.closers.append(ctx.engine_hub.close)
     return ctx
+
+
+def _engine_hub(settings: Settings) -> EngineHub:
+    """The embedded engine: monitors from ``monitors_file``, results into the metrics store."""
+    from storage.clickhouse.client import connect
+
+    def open_store() -> MetricsClient:
+        return connect(settings.clickhouse_url, default_database=settings.clickhouse_database)
+
+    monitors = FileMonitors(settings.monitors_file) if settings.monitors_file else NoMonitors()
+    return EngineHub(connect=open_store, monitors=monitors)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -111,7 +128,14 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for router in (health_router, auth_router, users_router, api_keys_router, projects_router):
+    for router in (
+        health_router,
+        auth_router,
+        users_router,
+        api_keys_router,
+        projects_router,
+        ingest_router,
+    ):
         app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(

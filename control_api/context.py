@@ -18,6 +18,7 @@ from control_api.auth.tokens import TokenCodec
 from control_api.observability import ApiMetrics
 from control_api.ratelimit import RateLimiter
 from driftline.settings import Settings
+from engine.embedded import EngineHub
 
 __all__ = ["ApiContext"]
 
@@ -35,4 +36,5 @@ class ApiContext:
     metrics: ApiMetrics
     redis: redis.Redis | None = None
     metrics_probe: Callable[[], None] | None = None
+    engine_hub: EngineHub | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)

@@ -12,6 +12,7 @@ import pytest
 PUBLIC = "public"
 CREDENTIALS = "credentials"  # public; the body carries credentials, so 401 means bad ones
 ANY = "any"
+KEYS_ONLY = "keys-only"  # no member role; only API keys with one of the scopes
 ROLES = ["viewer", "editor", "admin", "owner"]
 CALLERS = ["anonymous", "key:ingest", "key:read", *ROLES]
 
@@ -41,6 +42,7 @@ ROUTES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("GET", "/v1/projects/{project_id}"): ("viewer", frozenset({"read"})),
     ("PATCH", "/v1/projects/{project_id}"): ("editor", frozenset()),
     ("DELETE", "/v1/projects/{project_id}"): ("editor", frozenset()),
+    ("POST", "/v1/ingest"): (KEYS_ONLY, frozenset({"ingest"})),
 }
 ENDS_SESSION = {("POST", "/v1/auth/logout"), ("DELETE", "/v1/auth/sessions")}
 
@@ -69,6 +71,8 @@ def _allowed(caller, rule):
         return False
     if caller.startswith("key:"):
         return lowest == ANY or caller.removeprefix("key:") in scopes
+    if lowest == KEYS_ONLY:
+        return False
     return lowest == ANY or ROLES.index(caller) >= ROLES.index(lowest)
 
 

@@ -1,0 +1,130 @@
+"""The engine inside the API process (the embedded default): one pipeline per organization.
+
+``POST /v1/ingest`` hands each request's payloads to :meth:`EngineHub.ingest` with the
+caller's organization (from its API key, never from the events). Pipelines are built on
+first use from the monitors a :class:`MonitorSource` gives for that organization; results
+and dead letters go to the metrics store. Calls for one organization are serialised by a
+lock (a pipeline is single-threaded state); organizations do not wait for each other.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from engine.metrics import EngineMetrics
+from engine.monitor import Monitor, load_monitors
+from engine.pipeline import IngestReport, Pipeline, wall_clock_ms
+from engine.sinks import MetricsStoreDeadLetters, MetricsStoreSink, WindowListener
+from storage.clickhouse.client import MetricsClient
+
+
+class MonitorSource(Protocol):
+    """Where an organization's monitors come from (a file now, the control plane later)."""
+
+    def monitors_for(self, organization: str) -> list[Monitor]:
+        """The monitors of ``organization`` (empty when it has none)."""
+
+
+class NoMonitors:
+    """No monitors at all: every event is dead-lettered as ``unknown_deployment``."""
+
+    def monitors_for(self, organization: str) -> list[Monitor]:
+        """Nothing, for every organization."""
+        return []
+
+
+@dataclass
+class FileMonitors:
+    """Monitors from a YAML/JSON file, for every organization or for one.
+
+    With ``organization`` set, other organizations have no monitors (their events are
+    dead-lettered as ``unknown_deployment``); without it (single-tenant embedded use),
+    every organization shares the file's monitors.
+    """
+
+    path: Path
+    organization: str | None = None
+    _cache: list[Monitor] | None = None
+
+    def monitors_for(self, organization: str) -> list[Monitor]:
+        """The file's monitors when ``organization`` may use them."""
+        if self.organization is not None and organization != self.organization:
+            return []
+        if self._cache is None:
+            self._cache = load_monitors(self.path)
+        return list(self._cache)
+
+
+@dataclass
+class EngineHub:
+    """Pipelines per organization over one metrics-store client (module docstring).
+
+    ``connect`` opens the client at the first ingest, so an API that never ingests never
+    opens the metrics store for it.
+    """
+
+    connect: Callable[[], MetricsClient]
+    monitors: MonitorSource
+    listener: WindowListener | None = None
+    clock: Callable[[], int] = wall_clock_ms
+    metrics: EngineMetrics = field(default_factory=EngineMetrics)
+    _client: MetricsClient | None = None
+    _pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def ingest(self, organization: str, payloads: Sequence[bytes], *, source: str) -> IngestReport:
+        """Decode, window and (when due) close windows for ``organization``'s events."""
+        pipeline, lock = self._pipeline(organization)
+        with lock:
+            return pipeline.ingest(payloads, source=source)
+
+    def flush(self) -> None:
+        """Close every open window of every organization (shutdown)."""
+        with self._guard:
+            pipelines = list(self._pipelines.items())
+        for organization, pipeline in pipelines:
+            with self._locks[organization]:
+                pipeline.flush()
+
+    def close(self) -> None:
+        """Flush every pipeline, then close the metrics-store client."""
+        self.flush()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def reload(self, organization: str) -> None:
+        """Drop ``organization``'s pipeline after its monitors changed (rebuilt on next use).
+
+        Open windows are closed and written first, so nothing accepted is lost.
+        """
+        with self._guard:
+            pipeline = self._pipelines.pop(organization, None)
+            lock = self._locks.get(organization)
+        if pipeline is not None and lock is not None:
+            with lock:
+                pipeline.flush()
+
+    def _pipeline(self, organization: str) -> tuple[Pipeline, threading.Lock]:
+        with self._guard:
+            pipeline = self._pipelines.get(organization)
+            if pipeline is None:
+                if self._client is None:
+                    self._client = self.connect()
+                pipeline = Pipeline(
+                    organization=organization,
+                    monitors=self.monitors.monitors_for(organization),
+                    sink=MetricsStoreSink(self._client, organization),
+                    dead_letters=MetricsStoreDeadLetters(self._client, organization),
+                    listener=self.listener,
+                    clock=self.clock,
+                    metrics=self.metrics,
+                )
+                self._pipelines[organization] = pipeline
+                self._locks[organization] = threading.Lock()
+            return pipeline, self._locks[organization]
