@@ -210,11 +210,110 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request body the API reads, in bytes (default 1 MiB); beyond: 413.",
     )
+    mlflow_tracking_uri: str = Field(
+        default="",
+        description=(
+            "MLflow tracking server (http://host:5000); when set, the model registry mirrors "
+            "models, versions, tags and aliases there under a per-organization name prefix."
+        ),
+    )
+    reference_max_bytes: int = Field(
+        default=256 << 20,
+        ge=1,
+        description="Largest reference dataset accepted by upload, in bytes (default 256 MiB).",
+    )
     shutdown_grace_seconds: int = Field(
         default=20,
         ge=0,
         le=600,
         description="Seconds the API waits for in-flight requests on shutdown before closing.",
+    )
+
+    # --- Kafka worker (engine/kafka/, `driftline worker`) -----------------------------------
+    kafka_bootstrap: str = Field(
+        default="",
+        description="Kafka brokers as host:port[,host:port]; `driftline worker` requires it.",
+    )
+    kafka_organization: str = Field(
+        default="",
+        description=(
+            "The organization the events topic is bound to: every result and dead letter of "
+            "the worker belongs to it (never read from the events); the worker requires it."
+        ),
+    )
+    kafka_events_topic: str = Field(
+        default="predictions",
+        min_length=1,
+        description=(
+            "Topic of every event type (predictions, labels, resources), keyed by deployment "
+            "id, so that a deployment's labels reach the worker holding its predictions."
+        ),
+    )
+    kafka_dead_letter_topic: str = Field(
+        default="driftline-dead-letters",
+        min_length=1,
+        description="Topic of refused events: raw payload as the value, the reason in headers.",
+    )
+    kafka_group_id: str = Field(
+        default="driftline-engine",
+        min_length=1,
+        description=(
+            "Consumer group (faust app id) of the workers; also names the snapshot table's "
+            "changelog topic (<group>-snapshots-changelog)."
+        ),
+    )
+    kafka_partitions: int = Field(
+        default=8,
+        ge=1,
+        le=10_000,
+        description=(
+            "Partitions of the events topic (created so when absent; an existing topic must "
+            "have this many): the most workers that can share the load."
+        ),
+    )
+    kafka_batch_size: int = Field(
+        default=1000, ge=1, description="Most events the worker takes from Kafka per batch."
+    )
+    kafka_batch_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="Longest wait, in seconds, for a batch to fill before it is processed.",
+    )
+    kafka_commit_interval_seconds: float = Field(
+        default=2.8,
+        gt=0,
+        le=600,
+        description="How often consumed offsets are committed (only past checkpointed events).",
+    )
+    kafka_session_timeout_seconds: float = Field(
+        default=30.0,
+        ge=6,
+        le=300,
+        description=(
+            "Seconds without a heartbeat before the group drops a worker and hands its "
+            "partitions to others (the broker's group.min.session.timeout.ms bounds it)."
+        ),
+    )
+    kafka_heartbeat_interval_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=100,
+        description="Seconds between heartbeats; keep it under a third of the session timeout.",
+    )
+    monitors_file: Path | None = Field(
+        default=None,
+        description=(
+            "YAML or JSON file of the monitors the worker runs (one or a list; relative "
+            "reference paths are read from the file's folder); the worker requires it."
+        ),
+    )
+    engine_embedded: bool = Field(
+        default=True,
+        description=(
+            "Run the engine inside the API process (the embedded default): POST /v1/ingest "
+            "windows events there. Off when workers consume Kafka (the endpoint answers 503)."
+        ),
     )
 
     @model_validator(mode="after")
