@@ -40,7 +40,9 @@ def as_category_columns(
         raise DetectorInputError(f"{role} is empty (shape {array.shape})")
     columns = []
     for j in range(array.shape[1]):
-        values = [None if _missing(v) else str(v) for v in array[:, j]]
+        values = array[:, j].tolist()
+        if not set(map(type, values)) <= {str, type(None)}:  # text already: no per-value pass
+            values = [None if _missing(v) else str(v) for v in values]
         columns.append(pl.Series(labels[j], values, dtype=pl.String))
     return columns, labels
 

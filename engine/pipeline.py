@@ -253,17 +253,20 @@ class Pipeline:
     def _dedup(self, deployment: _Deployment, rows: PredictionColumns) -> NDArray[np.intp]:
         """Rows whose event_id was not seen within the dedup horizon (first one wins)."""
         seen = deployment.seen
-        keep = []
-        for i, (event_id, ts) in enumerate(zip(rows.event_id, rows.ts_ms, strict=True)):
-            if event_id not in seen:
-                seen[event_id] = int(ts)
-                keep.append(i)
+        ids = rows.event_id.tolist()
+        unseen = np.fromiter((i not in seen for i in ids), dtype=bool, count=len(ids))
+        _, first = np.unique(rows.event_id.astype(str), return_index=True)
+        keep = np.zeros(len(ids), dtype=bool)
+        keep[first] = True  # the first of repeats inside the batch
+        keep &= unseen
+        fresh = np.flatnonzero(keep)
+        seen.update(zip(rows.event_id[fresh].tolist(), rows.ts_ms[fresh].tolist(), strict=True))
         if len(seen) > 200_000:
             newest = max(seen.values())
             deployment.seen = {
                 k: v for k, v in seen.items() if v >= newest - self._dedup_horizon_ms
             }
-        return np.array(keep, dtype=np.intp)
+        return fresh
 
     def _late_letter(self, rows: PredictionColumns, i: int) -> DeadLetter:
         return DeadLetter(
