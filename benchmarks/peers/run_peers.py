@@ -10,6 +10,8 @@ Input arrays in the .npz (float64, any sizes):
     large      reference (n, d), current (m, d)
     streaming  reference (n, d), windows (w, k, d); only the first --windows W windows are used
     ingest     values (n,), fed one value at a time
+    quality    reference (n, d), stream (m, d), chunk (), step (): detection quality, not
+               speed: alarms before ``step`` are false, the first after it is the detection
 
 Output: exactly one JSON object on stdout (anything the libraries print goes to stderr):
     {"case": ..., "versions": {package: version},
@@ -273,6 +275,75 @@ def ingest_peers(data: Any, repeat: int) -> Peers:
     }
 
 
+def quality_peers(data: Any) -> Peers:
+    """False alarms on the stationary part of a stream and the delay to the first true one."""
+    ref, stream = data["reference"], data["stream"]
+    chunk, step = int(data["chunk"]), int(data["step"])
+    names = [f"f{j}" for j in range(ref.shape[1])]
+    ref_df = pd.DataFrame(ref, columns=names)
+    stream_df = pd.DataFrame(stream, columns=names)
+
+    def nannyml(method: str) -> dict[str, Any]:
+        import nannyml as nml
+
+        start = time.perf_counter()
+        calc = nml.UnivariateDriftCalculator(
+            column_names=names, continuous_methods=[method], chunk_size=chunk
+        ).fit(ref_df)
+        table = calc.calculate(stream_df).filter(period="analysis").to_df()
+        seconds = time.perf_counter() - start
+        alerts = np.column_stack([table[(n, method, "alert")].to_numpy() for n in names])
+        before = step // chunk  # chunks entirely before the step
+        flagged = alerts[:before].astype(bool)
+        after = alerts[before:].any(axis=1)
+        first = int(np.argmax(after)) + 1 if after.any() else None
+        return {
+            "seconds": [seconds],
+            "false_share": float(flagged.mean()) if flagged.size else None,
+            "detection_window": first,
+        }
+
+    def river(detector_name: str, limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
+        from river import drift
+
+        start = time.perf_counter()
+        false_alarms, delays = 0, []
+        end = len(stream) if limit is None else min(len(stream), step + limit)
+        begin = 0 if limit is None else max(0, step - limit)
+        for j in range(stream.shape[1]):
+            detector = getattr(drift, detector_name)(**kwargs)
+            for value in ref[:, j].tolist():  # warm up on the reference, as a monitor would
+                detector.update(value)
+            for i, value in enumerate(stream[begin:end, j].tolist(), start=begin):
+                detector.update(value)
+                if detector.drift_detected:
+                    if i < step:
+                        false_alarms += 1
+                    else:
+                        delays.append(i - step)
+                        break
+        seconds = time.perf_counter() - start
+        return {
+            "seconds": [seconds],
+            "false_alarms": false_alarms,
+            "events_examined_before_step": (step - begin) * stream.shape[1],
+            "detection_delay_events": min(delays) if delays else None,
+        }
+
+    note = "windows (NannyML chunks) of the same size as Driftline's; default thresholds"
+    return {
+        "nannyml_ks": (f"UnivariateDriftCalculator(kolmogorov_smirnov), {note}",
+                       lambda: nannyml("kolmogorov_smirnov")),
+        "nannyml_jensen_shannon": (f"UnivariateDriftCalculator(jensen_shannon), {note}",
+                                   lambda: nannyml("jensen_shannon")),
+        "river_adwin": ("ADWIN() per feature, warmed on the reference", lambda: river("ADWIN")),
+        "river_page_hinkley": ("PageHinkley() per feature, warmed on the reference",
+                               lambda: river("PageHinkley")),
+        "river_kswin": ("KSWIN(seed=0) per feature on 2,000 events each side of the step",
+                        lambda: river("KSWIN", 2_000, seed=0)),
+    }  # fmt: skip
+
+
 def versions() -> dict[str, str | None]:
     found: dict[str, str | None] = {}
     for name in PACKAGES:
@@ -286,7 +357,9 @@ def versions() -> dict[str, str | None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
-    parser.add_argument("--case", required=True, choices=["large", "streaming", "ingest"])
+    parser.add_argument(
+        "--case", required=True, choices=["large", "streaming", "ingest", "quality"]
+    )
     parser.add_argument("--repeat", type=int, default=1, choices=range(1, 1001), metavar="N")
     parser.add_argument("--windows", type=int, default=None, help="streaming: windows to use")
     args = parser.parse_args()
@@ -299,6 +372,8 @@ def main() -> None:
         peers = large_peers(data, args.repeat)
     elif args.case == "streaming":
         peers = streaming_peers(data, args.repeat, args.windows)
+    elif args.case == "quality":
+        peers = quality_peers(data)
     else:
         peers = ingest_peers(data, args.repeat)
 
