@@ -47,7 +47,7 @@ def run_migrations(settings: Settings) -> tuple[str, list[int]]:
     """
     from storage import db_migrations
     from storage.clickhouse.client import RetryPolicy, connect
-    from storage.clickhouse.migrations import MigrationParams, migrate
+    from storage.clickhouse.migrations import MigrationParams, apply_ttl, migrate
 
     db_migrations.upgrade(settings.database_url)
     revision = db_migrations.current_revision(settings.database_url) or "base"
@@ -58,7 +58,9 @@ def run_migrations(settings: Settings) -> tuple[str, list[int]]:
     with connect(
         settings.clickhouse_url, default_database=settings.clickhouse_database, retry=retry
     ) as client:
-        applied = migrate(client, MigrationParams(ttl_days=settings.metrics_ttl_days))
+        params = MigrationParams(ttl_days=settings.metrics_ttl_days)
+        applied = migrate(client, params)
+        apply_ttl(client, params)  # a changed DRIFTLINE_METRICS_TTL_DAYS reaches old tables
     return revision, applied
 
 
@@ -136,3 +138,12 @@ def _register_replay() -> None:
 
 
 _register_replay()
+
+
+def _register_worker() -> None:
+    from driftline.worker_command import worker_command
+
+    app.command("worker")(worker_command)
+
+
+_register_worker()

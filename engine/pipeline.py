@@ -64,7 +64,7 @@ class IngestReport:
 @dataclass
 class _Deployment:
     monitor: Monitor
-    partition: int = 0
+    partition: int | None = None  # the partition its events last came from; None: none yet
     open: dict[int, WindowState] = field(default_factory=dict)
     awaiting_labels: dict[int, WindowState] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faust
 from faust.types import TopicT
@@ -63,6 +64,7 @@ def build_app(
     table_partitions: int | None = None,
     store: str = "memory://",
     replicas: int = 1,
+    settings: Mapping[str, Any] | None = None,
 ) -> KafkaApp:
     """A faust app on ``bootstrap`` with the consumer group ``app_id`` and ``topics`` declared.
 
@@ -73,7 +75,8 @@ def build_app(
     ``rocksdb://`` keeps it in ``datadir``. The web server and module autodiscovery are off:
     the engine exposes its own metrics and registers its agents explicitly. The topics are
     not created here (faust only creates its internal topics, such as changelogs): create
-    them first with :func:`engine.kafka.admin.create_topics`.
+    them first with :func:`engine.kafka.admin.create_topics`. ``settings`` are further faust
+    settings by name (``broker_commit_interval``, ``broker_session_timeout`` ...).
     """
     if table_partitions is None:
         counts = {t.partitions for t in topics}
@@ -91,6 +94,7 @@ def build_app(
         topic_replication_factor=replicas,
         web_enabled=False,
         autodiscover=False,
+        **dict(settings or {}),
     )
     declared = {
         t.name: app.topic(

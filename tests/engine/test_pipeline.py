@@ -293,3 +293,19 @@ def test_a_snapshot_of_another_version_is_refused():
     p, _ = pipeline()
     with pytest.raises(SnapshotError, match="version"):
         p.restore(0, zlib.compress(orjson.dumps({"version": 99})))
+
+
+def test_a_partition_snapshot_holds_only_its_own_deployments():
+    m_a = monitor(deployment="a", min_samples=1)
+    m_b = monitor(deployment="b", min_samples=1)
+    p = Pipeline(
+        organization="org", monitors=[m_a, m_b], sink=MemorySink(),
+        dead_letters=MemoryDeadLetters(), clock=lambda: NOW,
+    )  # fmt: skip
+    p.ingest([event(1, T0, deployment="a")], partition=0)
+    p.ingest([event(2, T0, deployment="b")], partition=1)
+    blob = p.snapshot(0)
+    p.ingest([event(3, T0 + 1, deployment="b")], partition=1)
+    p.restore(0, blob)  # must not touch deployment b, which lives on partition 1
+    closed = {r.deployment: r.events for r in p.flush()}
+    assert closed == {"a": 1, "b": 2}

@@ -98,3 +98,21 @@ def test_gaps_and_unsafe_rollbacks_are_refused(bare_metrics):
     with pytest.raises(MigrationError, match="cannot be reverted"):
         rollback(bare_metrics, PARAMS, to_version=0, migrations=[one])
     assert applied_versions(bare_metrics) == [1]
+
+
+def test_a_changed_ttl_setting_reaches_existing_tables_and_is_idempotent(bare_metrics):
+    from storage.clickhouse.migrations import apply_ttl
+
+    migrate(bare_metrics, MigrationParams(ttl_days=90))
+    assert apply_ttl(bare_metrics, MigrationParams(ttl_days=90)) == []
+    changed = apply_ttl(bare_metrics, MigrationParams(ttl_days=30))
+    assert set(changed) >= {"drift_results", "window_aggregates", "drift_rollup_day"}
+    queries = dict(
+        bare_metrics.query_rows(
+            "SELECT name, create_table_query FROM system.tables "
+            "WHERE database = currentDatabase() AND engine LIKE '%MergeTree'"
+        )
+    )
+    for name in changed:
+        assert "toIntervalDay(30)" in queries[name], name
+    assert apply_ttl(bare_metrics, MigrationParams(ttl_days=30)) == []

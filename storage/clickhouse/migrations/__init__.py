@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from storage.clickhouse.migrations import m0001_metrics_tables, m0002_rollups
 from storage.clickhouse.migrations.base import Migration, MigrationParams
-from storage.clickhouse.migrations.runner import applied_versions, migrate, rollback
+from storage.clickhouse.migrations.runner import applied_versions, apply_ttl, migrate, rollback
 
 MIGRATIONS: tuple[Migration, ...] = (
     m0001_metrics_tables.MIGRATION,
@@ -21,6 +21,7 @@ __all__ = [
     "Migration",
     "MigrationParams",
     "applied_versions",
+    "apply_ttl",
     "migrate",
     "rollback",
 ]

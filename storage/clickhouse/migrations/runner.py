@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from storage.clickhouse.client import MetricsClient
 from storage.clickhouse.migrations.base import Migration, MigrationParams
 from storage.errors import MigrationError
 
-__all__ = ["applied_versions", "migrate", "rollback"]
+__all__ = ["applied_versions", "apply_ttl", "migrate", "rollback"]
 
 _CREATE_LOG = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -82,6 +83,35 @@ def migrate(
         _record(client, migration, applied=True)
         applied.append(migration.version)
     return applied
+
+
+_TTL = re.compile(r"\bTTL (?P<base>.+?) \+ toIntervalDay\((?P<days>\d+)\)")
+
+
+def apply_ttl(client: MetricsClient, params: MigrationParams) -> list[str]:
+    """Bring every table's TTL to ``params.ttl_days``; return the tables changed.
+
+    A table's TTL is fixed when it is created; this re-applies the setting, so that changing
+    ``DRIFTLINE_METRICS_TTL_DAYS`` and running ``driftline migrate`` again takes effect.
+    Rows are re-checked at the next merges (``materialize_ttl_after_modify = 0``: no
+    immediate rewrite of every part). Idempotent: tables already at the value are left alone.
+    """
+    changed: list[str] = []
+    rows = client.query_rows(
+        "SELECT name, create_table_query FROM system.tables "
+        "WHERE database = currentDatabase() AND engine LIKE '%MergeTree'"
+    )
+    for name, create in rows:
+        match = _TTL.search(str(create))
+        if match is None or int(match.group("days")) == params.ttl_days:
+            continue
+        client.command(
+            f"ALTER TABLE {name} MODIFY TTL {match.group('base')} "
+            f"+ INTERVAL {int(params.ttl_days)} DAY "
+            "SETTINGS materialize_ttl_after_modify = 0"
+        )
+        changed.append(str(name))
+    return changed
 
 
 def rollback(

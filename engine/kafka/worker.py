@@ -1,0 +1,285 @@
+"""The Kafka worker: the events topic through the pipeline, checkpointed per partition.
+
+Topics (all keyed by deployment id, all with the same partition count):
+
+* the **events** topic carries every event type (predictions, labels, resources; single
+  events or batch envelopes) as raw bytes. One topic, so that a deployment's labels land
+  on the partition - hence the worker - holding its predictions, where they are joined;
+* the **dead-letter** topic receives refused events: the raw payload as the value, the
+  reason in headers (:mod:`engine.kafka.deadletters`);
+* ``<group id>-snapshots-changelog``, faust's changelog of the **snapshots** table: key =
+  partition number, value = :class:`~engine.kafka.partitions.Checkpoint` (the last offset
+  and the partition's pipeline snapshot).
+
+Exactly-once effect, per batch of one partition (``stream.take_events``):
+
+1. compare the stored checkpoint with the partition's pipeline; restore it when they
+   differ; drop events at or below the checkpoint's offset (redelivered);
+2. ingest: windows that close are written to the metrics store (idempotent by window key)
+   or, when the store fails, kept in the pipeline as pending and thus in the snapshot;
+3. send the batch's dead letters to the dead-letter topic (awaited) and the store's table;
+4. write the checkpoint to the changelog and **await its delivery** (acks=all);
+5. only then does faust ack the batch's events; its commit covers acked offsets only.
+
+Why step 4 awaits the record itself: faust's commit (``Consumer._commit_offsets``) does call
+``producer.flush()`` before committing offsets, but ``ProducerBuffer.flush`` gives up after
+waiting 0.1 s for a send, so a table write still queued at that moment could follow the
+commit; and ``take_events`` acks its events once the loop body returns. Awaiting the
+changelog record inside the body orders checkpoint before ack before commit.
+
+A failure anywhere in steps 1-4 stops the process at once (:func:`fail_stop`): unwinding
+would let ``take_events`` ack the batch and a later commit skip events whose effect was
+never stored. A restarted worker resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, cast
+
+import faust
+import orjson
+from faust.types import TP, EventT
+
+from engine.deadletter import DeadLetter, DeadLetterSink
+from engine.kafka.admin import create_topics, topic_partitions
+from engine.kafka.app import TopicSpec, build_app
+from engine.kafka.deadletters import CollectingDeadLetters, dead_letter_headers
+from engine.kafka.partitions import BatchOutcome, Checkpoint, PartitionRunner
+from engine.metrics import EngineMetrics
+from engine.monitor import Monitor
+from engine.pipeline import Pipeline, wall_clock_ms
+from engine.sinks import ResultSink
+from storage.errors import StorageError
+
+__all__ = ["SNAPSHOT_TABLE", "KafkaWorker", "WorkerConfig", "WorkerConfigError", "fail_stop"]
+
+log = logging.getLogger("driftline.worker")
+
+SNAPSHOT_TABLE = "snapshots"
+EXIT_FAIL_STOP = 70  # EX_SOFTWARE
+
+
+class WorkerConfigError(ValueError):
+    """The worker's configuration does not match the cluster (e.g. partition counts)."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker consumes and how.
+
+    ``organization`` is the tenant the events topic is bound to: every result and dead
+    letter of this worker belongs to it, whatever the events say. ``partitions`` is the
+    events topic's partition count (created with it when absent; a mismatch is refused,
+    as the snapshot table must have as many partitions). A batch is at most ``batch_size``
+    events or whatever arrived within ``batch_seconds``.
+    """
+
+    bootstrap: str
+    group_id: str
+    organization: str
+    topic: str
+    dead_letter_topic: str
+    partitions: int
+    datadir: Path
+    batch_size: int = 1000
+    batch_seconds: float = 0.5
+    commit_interval_seconds: float = 2.8
+    session_timeout_seconds: float = 30.0
+    heartbeat_interval_seconds: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not self.organization:
+            raise WorkerConfigError("a worker needs the organization its topic is bound to")
+        if self.topic == self.dead_letter_topic:
+            raise WorkerConfigError("the events and dead-letter topics must differ")
+        if self.batch_size < 1 or self.batch_seconds <= 0:
+            raise WorkerConfigError("batch_size and batch_seconds must be positive")
+
+
+def fail_stop(error: BaseException) -> NoReturn:
+    """Log ``error`` and end the process now, without unwinding (no ack, no commit)."""
+    log.critical("stopping: a batch could not be made durable", exc_info=error)
+    logging.shutdown()
+    os._exit(EXIT_FAIL_STOP)
+
+
+class KafkaWorker:
+    """A faust app whose one agent feeds the pipeline (module docstring)."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        *,
+        monitors: Sequence[Monitor],
+        sink: ResultSink,
+        store_dead_letters: DeadLetterSink | None = None,
+        metrics: EngineMetrics | None = None,
+        clock: Callable[[], int] = wall_clock_ms,
+        on_fatal: Callable[[BaseException], NoReturn] = fail_stop,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics or EngineMetrics()
+        self._collected = CollectingDeadLetters()
+        self._store_dead_letters = store_dead_letters
+        self._on_fatal = on_fatal
+
+        def new_pipeline() -> Pipeline:
+            return Pipeline(
+                organization=config.organization,
+                monitors=monitors,
+                sink=sink,
+                dead_letters=self._collected,
+                metrics=self.metrics,
+                clock=clock,
+            )
+
+        self._runner = PartitionRunner(new_pipeline, topic=config.topic)
+        settings: dict[str, Any] = {
+            "broker_commit_interval": config.commit_interval_seconds,
+            "broker_session_timeout": config.session_timeout_seconds,
+            "broker_heartbeat_interval": config.heartbeat_interval_seconds,
+            "consumer_auto_offset_reset": "earliest",
+        }
+        built = build_app(
+            bootstrap=config.bootstrap,
+            app_id=config.group_id,
+            topics=[
+                TopicSpec(config.topic, config.partitions),
+                TopicSpec(config.dead_letter_topic, config.partitions),
+            ],
+            datadir=config.datadir,
+            settings=settings,
+        )
+        self.app = built.app
+        self._dead_topic = built.topics[config.dead_letter_topic]
+        self._table = self.app.Table(
+            SNAPSHOT_TABLE,
+            partitions=config.partitions,
+            key_type=int,
+            value_type=bytes,
+            help="Per partition: the last offset ingested and the pipeline snapshot.",
+        )
+
+        async def ingest(stream: faust.StreamT[bytes]) -> None:
+            # take_events is on faust's Stream, not on the StreamT protocol.
+            batches = cast("faust.Stream[bytes]", stream).take_events(
+                config.batch_size, config.batch_seconds
+            )
+            async for events in batches:
+                await self.handle(events)
+
+        self.app.agent(built.topics[config.topic], name="driftline-ingest")(ingest)
+
+    async def ensure_topics(self) -> None:
+        """Create the events and dead-letter topics when absent; refuse other partitionings."""
+        config = self.config
+        specs = [
+            TopicSpec(config.topic, config.partitions),
+            TopicSpec(config.dead_letter_topic, config.partitions),
+        ]
+        await create_topics(config.bootstrap, specs)
+        found = await topic_partitions(config.bootstrap, config.topic)
+        if found != config.partitions:
+            raise WorkerConfigError(
+                f"topic {config.topic!r} has {found} partitions, the worker is configured "
+                f"for {config.partitions}: they must agree (the snapshot table follows them)"
+            )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Create the topics, start consuming, and stop cleanly once ``stop`` is set."""
+        await self.ensure_topics()
+        await self.app.start()
+        try:
+            waiters = {
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(self.app.wait_until_stopped()),
+            }
+            _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+        finally:
+            await self.app.stop()
+        if self.app.crash_reason is not None:
+            raise RuntimeError("the faust app crashed") from self.app.crash_reason
+
+    async def handle(self, events: Sequence[EventT[bytes]]) -> None:
+        """Process one batch from the stream (possibly several partitions), durably."""
+        try:
+            assigned = self.app.consumer.assignment()
+            for partition, records in _by_partition(events):
+                if TP(self.config.topic, partition) not in assigned:
+                    # Revoked while buffered: the new owner resumes from the checkpoint.
+                    self._runner.forget(partition)
+                    log.info(
+                        "partition %d revoked: %d buffered events left", partition, len(records)
+                    )
+                    continue
+                outcome = await self._process(partition, records)
+                log.info("batch %s", _describe(outcome))
+        except BaseException as error:  # fail-stop, see the module docstring
+            self._on_fatal(error)
+
+    def stored(self, partition: int) -> Checkpoint | None:
+        """The checkpoint the snapshot table holds for ``partition``."""
+        blob = self._table.data.get(partition)
+        return Checkpoint.decode(blob) if blob is not None else None
+
+    async def _process(self, partition: int, records: list[tuple[int, bytes]]) -> BatchOutcome:
+        outcome = self._runner.process(partition, records, self.stored(partition))
+        await self._send_dead_letters(self._collected.drain())
+        if outcome.checkpoint is not None:
+            blob = outcome.checkpoint.encode()
+            self._table.data[partition] = blob
+            await self._table.send_changelog(partition, partition, blob)
+        return outcome
+
+    async def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        if self._store_dead_letters is not None:
+            try:
+                self._store_dead_letters.write(letters)
+            except StorageError as error:
+                # The topic below keeps them durably; the table is a convenience copy.
+                log.warning("dead letters not written to the metrics store: %s", error)
+        sent = [
+            await self._dead_topic.send(
+                key=letter.deployment.encode() if letter.deployment else None,
+                value=letter.payload,
+                headers=dead_letter_headers(letter),
+                force=True,  # now, not attached to the current event's commit
+            )
+            for letter in letters
+        ]
+        await asyncio.gather(*sent)
+
+
+def _by_partition(events: Sequence[EventT[bytes]]) -> list[tuple[int, list[tuple[int, bytes]]]]:
+    """(partition, [(offset, raw value)]) in offset order, partitions in ascending order."""
+    grouped: dict[int, list[tuple[int, bytes]]] = {}
+    for event in events:
+        message = event.message
+        value = message.value if isinstance(message.value, bytes) else b""
+        grouped.setdefault(message.partition, []).append((message.offset, value))
+    return [(p, sorted(grouped[p], key=lambda r: r[0])) for p in sorted(grouped)]
+
+
+def _describe(outcome: BatchOutcome) -> str:
+    report = outcome.report
+    return orjson.dumps(
+        {
+            "partition": outcome.partition,
+            "first": outcome.first_offset,
+            "last": outcome.last_offset,
+            "skipped": outcome.skipped,
+            "accepted": report.accepted if report else 0,
+            "rejected": report.rejected if report else 0,
+            "closed": len(report.closed) if report else 0,
+        }
+    ).decode()
