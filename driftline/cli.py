@@ -147,3 +147,17 @@ def _register_worker() -> None:
 
 
 _register_worker()
+
+
+def _register_local() -> None:
+    from driftline.local_commands import admin, up_command
+
+    app.command("up")(up_command)
+    app.add_typer(admin)
+
+
+_register_local()
+
+
+if __name__ == "__main__":
+    app()
