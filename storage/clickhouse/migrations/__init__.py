@@ -7,13 +7,18 @@ running it twice changes nothing.
 
 from __future__ import annotations
 
-from storage.clickhouse.migrations import m0001_metrics_tables, m0002_rollups
+from storage.clickhouse.migrations import (
+    m0001_metrics_tables,
+    m0002_rollups,
+    m0003_minute_rollups,
+)
 from storage.clickhouse.migrations.base import Migration, MigrationParams
 from storage.clickhouse.migrations.runner import applied_versions, apply_ttl, migrate, rollback
 
 MIGRATIONS: tuple[Migration, ...] = (
     m0001_metrics_tables.MIGRATION,
     m0002_rollups.MIGRATION,
+    m0003_minute_rollups.MIGRATION,
 )
 
 __all__ = [
