@@ -17,18 +17,26 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import storage.tenancy  # noqa: F401 - installs the tenant filter on every session
+from control_api.alerts.router import routers as alerts_routers
 from control_api.api_keys.router import router as api_keys_router
 from control_api.auth.passwords import PasswordHasher
 from control_api.auth.router import router as auth_router
 from control_api.auth.tokens import TokenCodec
 from control_api.context import ApiContext
+from control_api.deployments.router import router as deployments_router
 from control_api.errors import Problem, install_error_handlers
 from control_api.health import router as health_router
 from control_api.ingest.router import router as ingest_router
+from control_api.metrics_api.router import router as metrics_router
 from control_api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from control_api.models_registry.router import router as models_router
+from control_api.monitors.router import router as monitors_router
 from control_api.observability import ApiMetrics
 from control_api.projects.router import router as projects_router
 from control_api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from control_api.references.router import router as references_router
+from control_api.references.store import object_store
+from control_api.runtime import ControlPlaneMonitors, DeliveryLoop, alert_listener
 from control_api.users.router import router as users_router
 from driftline import __version__
 from driftline.settings import Settings
@@ -90,20 +98,30 @@ def _build_context(settings: Settings) -> ApiContext:
         ctx.closers.append(redis_client.close)
     ctx.metrics_probe = _metrics_probe(settings, ctx)
     if settings.engine_embedded:
-        ctx.engine_hub = _engine_hub(settings)
+        ctx.engine_hub = _engine_hub(settings, ctx)
         ctx.closers.append(ctx.engine_hub.close)
+        ctx.delivery = DeliveryLoop(ctx.sessions, interval_seconds=settings.alert_delivery_seconds)
     return ctx
 
 
-def _engine_hub(settings: Settings) -> EngineHub:
-    """The embedded engine: monitors from ``monitors_file``, results into the metrics store."""
+def _engine_hub(settings: Settings, ctx: ApiContext) -> EngineHub:
+    """The embedded engine over the control plane's monitors and alert rules.
+
+    Monitors come from ``/v1/monitors`` (and ``monitors_file``), results go to the metrics
+    store, and the alert rules are evaluated at every closed window.
+    """
     from storage.clickhouse.client import connect
 
     def open_store() -> MetricsClient:
         return connect(settings.clickhouse_url, default_database=settings.clickhouse_database)
 
-    monitors = FileMonitors(settings.monitors_file) if settings.monitors_file else NoMonitors()
-    return EngineHub(connect=open_store, monitors=monitors)
+    fallback = FileMonitors(settings.monitors_file) if settings.monitors_file else NoMonitors()
+    monitors = ControlPlaneMonitors(ctx.sessions, lambda: object_store(settings), fallback)
+    return EngineHub(
+        connect=open_store,
+        monitors=monitors,
+        listener_for=alert_listener(ctx.sessions, links={}),
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -116,7 +134,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if ctx.delivery is not None:
+            ctx.delivery.start()
         yield
+        if ctx.delivery is not None:
+            ctx.delivery.stop()
         for close in reversed(ctx.closers):
             close()
 
@@ -135,7 +157,14 @@ def create_app(settings: Settings) -> FastAPI:
         api_keys_router,
         projects_router,
         ingest_router,
+        models_router,
+        deployments_router,
+        references_router,
+        monitors_router,
+        metrics_router,
     ):
+        app.include_router(router)
+    for router in alerts_routers:  # alerting (issue 7)
         app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(
@@ -145,7 +174,15 @@ def create_app(settings: Settings) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
             expose_headers=["ETag", "X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        by_prefix={
+            # the upload route checks the file itself; allow the multipart envelope around it
+            "/v1/references": settings.reference_max_bytes + 64 * 1024,
+            "/v1/ingest": settings.ingest_max_bytes,
+        },
+    )
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)
     _add_problem_schema(app)
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis
 from sqlalchemy import Engine
@@ -19,6 +20,9 @@ from control_api.observability import ApiMetrics
 from control_api.ratelimit import RateLimiter
 from driftline.settings import Settings
 from engine.embedded import EngineHub
+
+if TYPE_CHECKING:
+    from control_api.runtime import DeliveryLoop
 
 __all__ = ["ApiContext"]
 
@@ -37,4 +41,5 @@ class ApiContext:
     redis: redis.Redis | None = None
     metrics_probe: Callable[[], None] | None = None
     engine_hub: EngineHub | None = None
+    delivery: DeliveryLoop | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)

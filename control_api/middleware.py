@@ -11,6 +11,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -134,18 +135,29 @@ class RequestContextMiddleware:
 class BodyLimitMiddleware:
     """Refuse request bodies larger than ``max_bytes`` with a 413 problem, declared or streamed."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, by_prefix: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # routes whose bodies are data, not commands (uploads, event batches): their own limit
+        self.by_prefix = dict(by_prefix or {})
+
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.by_prefix.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request, counting its body."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(str(scope.get("path", "")))
         declared = _header(scope, b"content-length")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope, send)
+        if declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, send, limit)
             return
         received = 0
         started = False
@@ -155,8 +167,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge(self.max_bytes)
+                if received > limit:
+                    raise _BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -168,10 +180,10 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await self._too_large(scope, send)
+                await self._too_large(scope, send, limit)
 
-    async def _too_large(self, scope: Scope, send: Send) -> None:
-        detail = f"The request body exceeds {self.max_bytes} bytes."
+    async def _too_large(self, scope: Scope, send: Send, limit: int) -> None:
+        detail = f"The request body exceeds {limit} bytes."
         await _send_problem(send, scope, 413, detail, "/problems/body-too-large")
 
 

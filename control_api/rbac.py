@@ -49,16 +49,60 @@ class Permission(StrEnum):
     API_KEYS_MANAGE = "api_keys:manage"
     ORG_MANAGE = "org:manage"
     INGEST = "events:ingest"
+    MODELS_READ = "models:read"
+    MODELS_WRITE = "models:write"
+    MODELS_APPROVE = "models:approve"
+    DEPLOYMENTS_READ = "deployments:read"
+    DEPLOYMENTS_WRITE = "deployments:write"
+    REFERENCES_READ = "references:read"
+    REFERENCES_WRITE = "references:write"
+    MONITORS_READ = "monitors:read"
+    MONITORS_WRITE = "monitors:write"
+    METRICS_READ = "metrics:read"
+    ALERTS_READ = "alerts:read"
+    ALERTS_WRITE = "alerts:write"
+    CHANNELS_MANAGE = "channels:manage"
 
+
+_REGISTRY_READ = frozenset(
+    {
+        Permission.MODELS_READ,
+        Permission.DEPLOYMENTS_READ,
+        Permission.REFERENCES_READ,
+        Permission.MONITORS_READ,
+        Permission.METRICS_READ,
+    }
+)
+_REGISTRY_WRITE = frozenset(
+    {
+        Permission.MODELS_WRITE,
+        Permission.DEPLOYMENTS_WRITE,
+        Permission.REFERENCES_WRITE,
+        Permission.MONITORS_WRITE,
+    }
+)
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset(
         {Permission.SESSIONS_OWN, Permission.PROJECTS_READ, Permission.USERS_READ}
+    )
+    | _REGISTRY_READ,
+    Role.EDITOR: frozenset({Permission.PROJECTS_WRITE}) | _REGISTRY_WRITE,
+    Role.ADMIN: frozenset(
+        {Permission.USERS_MANAGE, Permission.API_KEYS_MANAGE, Permission.MODELS_APPROVE}
     ),
-    Role.EDITOR: frozenset({Permission.PROJECTS_WRITE}),
-    Role.ADMIN: frozenset({Permission.USERS_MANAGE, Permission.API_KEYS_MANAGE}),
     Role.OWNER: frozenset({Permission.ORG_MANAGE}),
 }
+
+# alerting (issue 7): viewers read alerts, rules, channels (without secrets) and silences;
+# editors write rules and silences and acknowledge; admins manage channels and routing
+_ALERT_GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.VIEWER: frozenset({Permission.ALERTS_READ}),
+    Role.EDITOR: frozenset({Permission.ALERTS_WRITE}),
+    Role.ADMIN: frozenset({Permission.CHANNELS_MANAGE}),
+}
+for _role, _granted in _ALERT_GRANTS.items():
+    _GRANTS[_role] = _GRANTS[_role] | _granted
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     role: frozenset().union(*(_GRANTS[r] for r in Role if r <= role)) for role in Role
@@ -67,6 +111,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 API_KEY_SCOPES: dict[Scope, frozenset[Permission]] = {
     Scope.INGEST: frozenset({Permission.INGEST}),
-    Scope.READ: frozenset({Permission.PROJECTS_READ}),
+    Scope.READ: frozenset({Permission.PROJECTS_READ}) | _REGISTRY_READ,
 }
 """The permissions an API key gets from each of its scopes."""
+API_KEY_SCOPES[Scope.READ] |= {Permission.ALERTS_READ}  # alerting (issue 7)

@@ -217,6 +217,20 @@ class Settings(BaseSettings):
             "models, versions, tags and aliases there under a per-organization name prefix."
         ),
     )
+    alert_delivery_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="How often the embedded engine drains the alert notification outbox.",
+    )
+    ingest_max_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest body of POST /v1/ingest, in bytes (a columnar envelope of 10,000 events "
+            "with 20 features is about 4 MiB); other routes keep max_request_bytes."
+        ),
+    )
     reference_max_bytes: int = Field(
         default=256 << 20,
         ge=1,

@@ -64,12 +64,13 @@ class EngineHub:
     """Pipelines per organization over one metrics-store client (module docstring).
 
     ``connect`` opens the client at the first ingest, so an API that never ingests never
-    opens the metrics store for it.
+    opens the metrics store for it. ``listener_for`` makes an organization's window listener
+    (its alert evaluator) when its pipeline is built.
     """
 
     connect: Callable[[], MetricsClient]
     monitors: MonitorSource
-    listener: WindowListener | None = None
+    listener_for: Callable[[str, MetricsClient], WindowListener] | None = None
     clock: Callable[[], int] = wall_clock_ms
     metrics: EngineMetrics = field(default_factory=EngineMetrics)
     _client: MetricsClient | None = None
@@ -121,7 +122,11 @@ class EngineHub:
                     monitors=self.monitors.monitors_for(organization),
                     sink=MetricsStoreSink(self._client, organization),
                     dead_letters=MetricsStoreDeadLetters(self._client, organization),
-                    listener=self.listener,
+                    listener=(
+                        self.listener_for(organization, self._client)
+                        if self.listener_for is not None
+                        else None
+                    ),
                     clock=self.clock,
                     metrics=self.metrics,
                 )

@@ -343,10 +343,15 @@ class Pipeline:
                         matched = True
                         break
             if not matched:
+                detail = (
+                    "no open prediction with this request_id within the label horizon"
+                    if deployment.monitor.performance is not None
+                    else "the deployment's monitor computes no performance metrics"
+                )
                 dead.append(
                     DeadLetter(
                         reason=Reason.UNMATCHED_LABEL,
-                        detail="no open prediction with this request_id within the label horizon",
+                        detail=detail,
                         payload=labels.payload(i),
                         source="pipeline",
                         received_at_ms=self._clock(),

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -25,12 +29,29 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 __all__ = [
     "NAMING_CONVENTION",
+    "AlertChannel",
+    "AlertDelivery",
+    "AlertNotificationLog",
+    "AlertOutbox",
+    "AlertRouting",
+    "AlertRule",
+    "AlertSilence",
+    "AlertState",
     "ApiKey",
     "AuthSession",
     "Base",
+    "Deployment",
+    "DeploymentEvent",
     "Membership",
+    "ModelAlias",
+    "ModelEvent",
+    "ModelVersion",
+    "ModelVersionReview",
+    "MonitorConfig",
     "Organization",
     "Project",
+    "ReferenceDataset",
+    "RegisteredModel",
     "TenantScoped",
     "User",
 ]
@@ -158,6 +179,388 @@ class Project(TenantScoped, Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+# --- alerting (issue 7): rules, current alert state, channels, routing, silences, outbox ---
+
+
+class AlertRule(TenantScoped, Base):
+    """A condition over a deployment's closed windows; see :mod:`engine.alerts.rules`.
+
+    ``condition`` is the JSON of one :class:`engine.alerts.rules.Condition`. ``for_windows``
+    (consecutive active windows) and ``for_ms`` (event-time span since the first active
+    window's start) must both be met before pending turns firing; ``keep_firing_for_ms`` keeps
+    a firing alert firing that long (event time) after the condition clears.
+    """
+
+    __tablename__ = "alert_rules"
+    __table_args__ = (UniqueConstraint("org_id", "name", name="uq_alert_rules_org_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    deployment: Mapped[str] = mapped_column(String(200), index=True)
+    condition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    for_windows: Mapped[int] = mapped_column(Integer, default=1)
+    for_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    keep_firing_for_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    severity: Mapped[str] = mapped_column(String(16), default="warning")
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    annotations: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class AlertState(TenantScoped, Base):
+    """The current state of one alert series (a rule and its labels: the fingerprint).
+
+    ``state`` is pending, firing or resolved (inactive series whose last transition was
+    pending -> inactive keep the row with state ``inactive``). Times ending in ``_ms`` are
+    event-time epoch milliseconds of window ends; ``streak`` counts consecutive active
+    windows; ``seq`` counts transitions (part of the notifications' idempotency keys).
+    """
+
+    __tablename__ = "alert_states"
+    __table_args__ = (
+        UniqueConstraint("org_id", "fingerprint", name="uq_alert_states_org_fingerprint"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    rule_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("alert_rules.id", ondelete="CASCADE"), index=True
+    )
+    fingerprint: Mapped[str] = mapped_column(String(16))
+    deployment: Mapped[str] = mapped_column(String(200))
+    severity: Mapped[str] = mapped_column(String(16))
+    labels: Mapped[dict[str, str]] = mapped_column(JSON)
+    annotations: Mapped[dict[str, str]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    value: Mapped[float] = mapped_column(Float)
+    streak: Mapped[int] = mapped_column(Integer, default=0)
+    active_since_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    last_active_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    fired_at_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    resolved_at_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    evaluated_at_ms: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(36), default=None)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class AlertChannel(TenantScoped, Base):
+    """Where notifications go.
+
+    ``kind`` is webhook, slack, teams, mattermost, email or alertmanager; ``config`` is
+    visible, ``secrets`` (signing keys, chat webhook URLs, the SMTP password) are write-only
+    in the API.
+    """
+
+    __tablename__ = "alert_channels"
+    __table_args__ = (UniqueConstraint("org_id", "name", name="uq_alert_channels_org_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    secrets: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    send_resolved: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class AlertRouting(TenantScoped, Base):
+    """An organization's routing tree (JSON of :class:`engine.alerts.routing.Route`)."""
+
+    __tablename__ = "alert_routing"
+    __table_args__ = (UniqueConstraint("org_id", name="uq_alert_routing_org"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    tree: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class AlertSilence(TenantScoped, Base):
+    """Mutes the firing notifications of alerts matching every matcher between two times."""
+
+    __tablename__ = "alert_silences"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    matchers: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(36))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class AlertOutbox(TenantScoped, Base):
+    """One alert's notification to one channel, written with the state change it reports.
+
+    ``status`` is what it reports (firing or resolved); ``delivery`` is pending, delivered,
+    deduplicated, suppressed or dead. ``notification_id`` is set when the row joins a
+    message (its idempotency key, sent as ``webhook-id``); a restart resends that same
+    message. Timings (milliseconds) come from the matched route.
+    """
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (
+        UniqueConstraint("org_id", "idempotency_key", name="uq_alert_outbox_org_key"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    channel_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("alert_channels.id", ondelete="CASCADE"), index=True
+    )
+    group_key: Mapped[str] = mapped_column(String(400))
+    fingerprint: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    alert: Mapped[dict[str, Any]] = mapped_column(JSON)
+    group_wait_ms: Mapped[int] = mapped_column(BigInteger)
+    group_interval_ms: Mapped[int] = mapped_column(BigInteger)
+    repeat_interval_ms: Mapped[int] = mapped_column(BigInteger)
+    delivery: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    notification_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class AlertNotificationLog(TenantScoped, Base):
+    """What was last sent for one (channel, group): the dedup stage's memory.
+
+    ``firing`` and ``resolved`` hold the fingerprints of the last message sent.
+    """
+
+    __tablename__ = "alert_notification_log"
+    __table_args__ = (
+        UniqueConstraint("org_id", "channel_id", "group_key", name="uq_alert_nflog_group"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    channel_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("alert_channels.id", ondelete="CASCADE")
+    )
+    group_key: Mapped[str] = mapped_column(String(400))
+    firing: Mapped[list[str]] = mapped_column(JSON)
+    resolved: Mapped[list[str]] = mapped_column(JSON)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AlertDelivery(TenantScoped, Base):
+    """One delivery attempt of one message: the delivery log."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    notification_id: Mapped[str] = mapped_column(String(36), index=True)
+    channel_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("alert_channels.id", ondelete="CASCADE")
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+# --- model registry, deployments, reference datasets, monitors (issue 6) ---------------------
+
+
+class RegisteredModel(TenantScoped, Base):
+    """A named model of one organization; its versions are numbered 1, 2, ... in order."""
+
+    __tablename__ = "registered_models"
+    __table_args__ = (UniqueConstraint("org_id", "name", name="uq_registered_models_org_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    project_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("projects.id", ondelete="SET NULL"), default=None
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    latest_number: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class ModelVersion(TenantScoped, Base):
+    """One version of a registered model: where it came from and what it takes as input."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "number", name="uq_model_versions_model_number"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    model_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("registered_models.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    source_run: Mapped[str] = mapped_column(String(200), default="")
+    artifact_uri: Mapped[str] = mapped_column(String(1000), default="")
+    feature_schema: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="ready")
+    created_by: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class ModelVersionReview(TenantScoped, Base):
+    """An approval or an evaluation recorded on a version; promotion rules read these."""
+
+    __tablename__ = "model_version_reviews"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    version_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("model_versions.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    passed: Mapped[bool] = mapped_column(Boolean)
+    metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class ModelAlias(TenantScoped, Base):
+    """A name (champion, challenger, ...) pointing at one version of a model."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (UniqueConstraint("model_id", "alias", name="uq_model_aliases_model_alias"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    model_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("registered_models.id", ondelete="CASCADE"), index=True
+    )
+    alias: Mapped[str] = mapped_column(String(100))
+    version_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class ModelEvent(TenantScoped, Base):
+    """The registry's audit trail: registrations, alias moves (promotions), archives."""
+
+    __tablename__ = "model_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    model_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("registered_models.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(32))
+    alias: Mapped[str | None] = mapped_column(String(100), default=None)
+    from_number: Mapped[int | None] = mapped_column(Integer, default=None)
+    to_number: Mapped[int | None] = mapped_column(Integer, default=None)
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Deployment(TenantScoped, Base):
+    """A model version served in an environment; ``version`` guards transitions (If-Match).
+
+    Deployments with the same ``name`` and ``environment`` form a slot: at most one of them
+    is active; promoting another supersedes it (kept in ``previous_id`` for rollback).
+    """
+
+    __tablename__ = "deployments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    environment: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(1000), default="")
+    replicas: Mapped[int] = mapped_column(Integer, default=1)
+    model_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("registered_models.id", ondelete="CASCADE"), index=True
+    )
+    model_version_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    strategy: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    traffic_steps: Mapped[list[int]] = mapped_column(JSON, default=list)
+    traffic_percent: Mapped[int] = mapped_column(Integer, default=0)
+    previous_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    rollback_policy: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class DeploymentEvent(TenantScoped, Base):
+    """One audited transition of a deployment: who, when, why, from which state to which."""
+
+    __tablename__ = "deployment_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    deployment_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(16), default=None)
+    to_state: Mapped[str] = mapped_column(String(16))
+    traffic_percent: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class ReferenceDataset(TenantScoped, Base):
+    """An uploaded reference dataset (object store) and the profile fitted on it.
+
+    Versions of one ``name`` are numbered 1, 2, ...; the profile is kept as JSON in the
+    object store under ``profile_key``.
+    """
+
+    __tablename__ = "reference_datasets"
+    __table_args__ = (
+        UniqueConstraint("org_id", "name", "number", name="uq_reference_datasets_org_name_number"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    number: Mapped[int] = mapped_column(Integer)
+    file_format: Mapped[str] = mapped_column(String(16))
+    object_key: Mapped[str] = mapped_column(String(400))
+    profile_key: Mapped[str] = mapped_column(String(400))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(Integer)
+    columns: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    created_by: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class MonitorConfig(TenantScoped, Base):
+    """A monitor of one deployment against one reference profile (the engine's shape)."""
+
+    __tablename__ = "monitors"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    deployment_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    reference_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("reference_datasets.id", ondelete="RESTRICT")
+    )
+    spec: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -202,3 +202,28 @@ def test_an_api_without_the_embedded_engine_answers_503(app_factory):
         api = Api(client)
         token, _ = ingest_key(api)
         assert post(api, token, ndjson(events(0, 1))).status_code == 503
+
+
+def test_ingest_bodies_have_their_own_size_limit(app_factory, monitors_file, chdb_url):
+    from fastapi.testclient import TestClient
+
+    from tests.control_api.conftest import Api
+
+    with connect(chdb_url) as store:
+        migrate(store, MigrationParams(ttl_days=7300))
+    app = app_factory(
+        clickhouse_url=chdb_url,
+        monitors_file=monitors_file,
+        max_request_bytes=1024,
+        ingest_max_bytes=64 * 1024,
+    )
+    with TestClient(app) as client:
+        api = Api(client)
+        token, _ = ingest_key(api)
+        body = ndjson(events(0, 60))  # ~10 KB: over the general limit, under the ingest one
+        assert len(body) > 1024
+        assert post(api, token, body).status_code == 202
+        assert post(api, token, ndjson(events(0, 600))).status_code == 413
+        owner = api.bearer(api.login("owner@acme.example.com")["access_token"])
+        too_big = client.post("/v1/projects", headers=owner, json={"name": "x" * 2000})
+        assert too_big.status_code == 413

@@ -43,7 +43,78 @@ ROUTES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("PATCH", "/v1/projects/{project_id}"): ("editor", frozenset()),
     ("DELETE", "/v1/projects/{project_id}"): ("editor", frozenset()),
     ("POST", "/v1/ingest"): (KEYS_ONLY, frozenset({"ingest"})),
+    # model registry (issue 6)
+    ("POST", "/v1/models"): ("editor", frozenset()),
+    ("GET", "/v1/models"): ("viewer", frozenset({"read"})),
+    ("POST", "/v1/models/import-mlflow"): ("editor", frozenset()),
+    ("GET", "/v1/models/{model_id}"): ("viewer", frozenset({"read"})),
+    ("POST", "/v1/models/{model_id}/versions"): ("editor", frozenset()),
+    ("GET", "/v1/models/{model_id}/versions"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/models/{model_id}/versions/{number}"): ("viewer", frozenset({"read"})),
+    ("POST", "/v1/models/{model_id}/versions/{number}/archive"): ("editor", frozenset()),
+    ("POST", "/v1/models/{model_id}/versions/{number}/approvals"): ("admin", frozenset()),
+    ("POST", "/v1/models/{model_id}/versions/{number}/evaluations"): ("editor", frozenset()),
+    ("GET", "/v1/models/{model_id}/versions/{number}/reviews"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/models/{model_id}/aliases"): ("viewer", frozenset({"read"})),
+    ("PUT", "/v1/models/{model_id}/aliases/{alias}"): ("editor", frozenset()),
+    ("DELETE", "/v1/models/{model_id}/aliases/{alias}"): ("editor", frozenset()),
+    ("GET", "/v1/models/{model_id}/history"): ("viewer", frozenset({"read"})),
+    # deployments (issue 6)
+    ("POST", "/v1/deployments"): ("editor", frozenset()),
+    ("GET", "/v1/deployments"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/deployments/{deployment_id}"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/deployments/{deployment_id}/events"): ("viewer", frozenset({"read"})),
+    ("POST", "/v1/deployments/{deployment_id}/promote"): ("editor", frozenset()),
+    ("POST", "/v1/deployments/{deployment_id}/rollback"): ("editor", frozenset()),
+    ("POST", "/v1/deployments/{deployment_id}/traffic"): ("editor", frozenset()),
+    ("POST", "/v1/deployments/{deployment_id}/fail"): ("editor", frozenset()),
+    # reference datasets and monitors (issue 6)
+    ("POST", "/v1/references"): ("editor", frozenset()),
+    ("GET", "/v1/references"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/references/{reference_id}"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/references/{reference_id}/profile"): ("viewer", frozenset({"read"})),
+    ("POST", "/v1/monitors"): ("editor", frozenset()),
+    ("GET", "/v1/monitors"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/monitors/{monitor_id}"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/monitors/{monitor_id}/engine"): ("viewer", frozenset({"read"})),
+    ("PATCH", "/v1/monitors/{monitor_id}"): ("editor", frozenset()),
+    ("DELETE", "/v1/monitors/{monitor_id}"): ("editor", frozenset()),
+    ("GET", "/v1/deployments/{deployment_id}/metrics/drift"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/deployments/{deployment_id}/metrics/performance"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/deployments/{deployment_id}/metrics/latency"): ("viewer", frozenset({"read"})),
+    # alerting (issue 7)
+    ("POST", "/v1/alert-rules"): ("editor", frozenset()),
+    ("GET", "/v1/alert-rules"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/alert-rules/{rule_id}"): ("viewer", frozenset({"read"})),
+    ("PATCH", "/v1/alert-rules/{rule_id}"): ("editor", frozenset()),
+    ("DELETE", "/v1/alert-rules/{rule_id}"): ("editor", frozenset()),
+    ("POST", "/v1/channels"): ("admin", frozenset()),
+    ("GET", "/v1/channels"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/channels/{channel_id}"): ("viewer", frozenset({"read"})),
+    ("PATCH", "/v1/channels/{channel_id}"): ("admin", frozenset()),
+    ("DELETE", "/v1/channels/{channel_id}"): ("admin", frozenset()),
+    ("POST", "/v1/channels/{channel_id}/test"): ("admin", frozenset()),
+    ("GET", "/v1/channels/{channel_id}/deliveries"): ("admin", frozenset()),
+    ("GET", "/v1/alert-routing"): ("viewer", frozenset({"read"})),
+    ("PUT", "/v1/alert-routing"): ("admin", frozenset()),
+    ("POST", "/v1/silences"): ("editor", frozenset()),
+    ("GET", "/v1/silences"): ("viewer", frozenset({"read"})),
+    ("DELETE", "/v1/silences/{silence_id}"): ("editor", frozenset()),
+    ("GET", "/v1/alerts"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/alerts/{alert_id}"): ("viewer", frozenset({"read"})),
+    ("POST", "/v1/alerts/{alert_id}/acknowledge"): ("editor", frozenset()),
 }
+# path parameters of the registry, deployment, reference and monitor routes (issue 6)
+ISSUE_6_PATH_PARAMS = {
+    "model_id": "m",
+    "number": 1,
+    "alias": "champion",
+    "deployment_id": "d",
+    "reference_id": "r",
+    "monitor_id": "x",
+}
+# path parameters of the alerting routes (issue 7)
+ISSUE_7_PATH_PARAMS = {"rule_id": "r", "channel_id": "c", "silence_id": "s", "alert_id": "a"}
 ENDS_SESSION = {("POST", "/v1/auth/logout"), ("DELETE", "/v1/auth/sessions")}
 
 
@@ -102,7 +173,12 @@ def test_role_route_matrix(api, callers, caller):
     # routes that end sessions last: "log out everywhere" also ends the shared session
     for (method, path), rule in sorted(ROUTES.items(), key=lambda kv: (kv[0] in ENDS_SESSION, kv)):
         url = path.format(
-            session_id=uuid.uuid4(), user_id=uuid.uuid4(), key_id=uuid.uuid4(), project_id="p"
+            session_id=uuid.uuid4(),
+            user_id=uuid.uuid4(),
+            key_id=uuid.uuid4(),
+            project_id="p",
+            **ISSUE_6_PATH_PARAMS,
+            **ISSUE_7_PATH_PARAMS,
         )
         sent = fresh(caller) if (method, path) in ENDS_SESSION else headers[caller]
         if method in {"POST", "PATCH"} and path != "/v1/auth/token":

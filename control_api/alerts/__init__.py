@@ -1,0 +1,1 @@
+"""Alerting resources: rules, channels, the routing tree, silences, alerts and deliveries."""

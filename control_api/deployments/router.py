@@ -1,0 +1,168 @@
+"""Routes of ``/v1/deployments``: each a permission check and one service call."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+
+from control_api.deployments import service
+from control_api.deployments.schemas import (
+    DeploymentCreate,
+    DeploymentEventRead,
+    DeploymentRead,
+    State,
+    TrafficSet,
+    Transition,
+)
+from control_api.deps import Principal, SessionDep, require
+from control_api.errors import responses
+from control_api.rbac import Permission
+from control_api.schemas import LIMIT_DEFAULT, LIMIT_MAX, Page
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
+Reader = Annotated[Principal, Depends(require(Permission.DEPLOYMENTS_READ))]
+Writer = Annotated[Principal, Depends(require(Permission.DEPLOYMENTS_WRITE))]
+IfMatch = Annotated[str | None, Header(max_length=64)]
+_ETAG: dict[str, Any] = {
+    "ETag": {"description": "The deployment's version, for If-Match.", "schema": {"type": "string"}}
+}
+_TAGGED: dict[int | str, dict[str, Any]] = {200: {"headers": _ETAG}}
+_TRANSITION = _TAGGED | responses(401, 403, 404, 409, 412, 422, 428, 429)
+
+
+def _tagged(response: Response, deployment: DeploymentRead) -> DeploymentRead:
+    response.headers["ETag"] = f'"{deployment.version}"'
+    return deployment
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=responses(401, 403, 404, 422, 429))
+def create_deployment(
+    body: DeploymentCreate, principal: Writer, session: SessionDep, response: Response
+) -> DeploymentRead:
+    """Create a pending deployment of a model version."""
+    created = service.create(session, org_id=principal.org_id, actor=principal.id, body=body)
+    return _tagged(response, created)
+
+
+@router.get("", responses=responses(400, 401, 403, 422, 429))
+def list_deployments(
+    principal: Reader,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=LIMIT_MAX)] = LIMIT_DEFAULT,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    environment: Annotated[str | None, Query(max_length=64)] = None,
+    state: State | None = None,
+) -> Page[DeploymentRead]:
+    """The organization's deployments, newest first, by environment and state."""
+    return service.list_page(
+        session,
+        org_id=principal.org_id,
+        limit=limit,
+        cursor=cursor,
+        environment=environment,
+        state=state,
+    )
+
+
+@router.get("/{deployment_id}", responses=_TAGGED | responses(401, 403, 404, 429))
+def get_deployment(
+    deployment_id: str, principal: Reader, session: SessionDep, response: Response
+) -> DeploymentRead:
+    """One deployment; its ETag is its version."""
+    found = service.get(session, org_id=principal.org_id, deployment_id=deployment_id)
+    return _tagged(response, found)
+
+
+@router.get("/{deployment_id}/events", responses=responses(401, 403, 404, 429))
+def deployment_events(
+    deployment_id: str, principal: Reader, session: SessionDep
+) -> list[DeploymentEventRead]:
+    """The audit trail: every transition with who, when and why."""
+    return service.events(session, org_id=principal.org_id, deployment_id=deployment_id)
+
+
+@router.post("/{deployment_id}/promote", responses=_TRANSITION)
+def promote_deployment(
+    deployment_id: str,
+    body: Transition,
+    principal: Writer,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> DeploymentRead:
+    """Make a pending deployment active (100 %), superseding the slot's active one."""
+    promoted = service.promote(
+        session,
+        org_id=principal.org_id,
+        deployment_id=deployment_id,
+        actor=principal.id,
+        if_match=if_match,
+        body=body,
+    )
+    return _tagged(response, promoted)
+
+
+@router.post("/{deployment_id}/rollback", responses=_TRANSITION)
+def rollback_deployment(
+    deployment_id: str,
+    body: Transition,
+    principal: Writer,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> DeploymentRead:
+    """Roll back; answers the deployment now serving the slot."""
+    serving = service.rollback(
+        session,
+        org_id=principal.org_id,
+        deployment_id=deployment_id,
+        actor=principal.id,
+        if_match=if_match,
+        body=body,
+    )
+    return _tagged(response, serving)
+
+
+@router.post("/{deployment_id}/traffic", responses=_TRANSITION)
+def set_deployment_traffic(
+    deployment_id: str,
+    body: TrafficSet,
+    principal: Writer,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> DeploymentRead:
+    """Give a pending canary a share of the traffic."""
+    changed = service.set_traffic(
+        session,
+        org_id=principal.org_id,
+        deployment_id=deployment_id,
+        actor=principal.id,
+        if_match=if_match,
+        body=body,
+    )
+    return _tagged(response, changed)
+
+
+@router.post("/{deployment_id}/fail", responses=_TRANSITION)
+def fail_deployment(
+    deployment_id: str,
+    body: Transition,
+    principal: Writer,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> DeploymentRead:
+    """Record that a pending deployment failed to roll out."""
+    failed = service.fail(
+        session,
+        org_id=principal.org_id,
+        deployment_id=deployment_id,
+        actor=principal.id,
+        if_match=if_match,
+        body=body,
+    )
+    return _tagged(response, failed)

@@ -1,0 +1,1 @@
+"""Read APIs over the metrics store for one deployment: drift, performance, latency."""

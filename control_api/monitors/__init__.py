@@ -1,0 +1,1 @@
+"""Monitors: what the engine watches for a deployment, in the engine's own shape."""

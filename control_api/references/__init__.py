@@ -1,0 +1,1 @@
+"""Reference datasets: upload (CSV or Parquet) -> object store -> a fitted, versioned profile."""

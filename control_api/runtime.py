@@ -1,0 +1,126 @@
+"""What the API process runs besides requests when it hosts the engine (the embedded default).
+
+* :class:`ControlPlaneMonitors`: an organization's monitors as configured over the API
+  (``/v1/monitors``), in the engine's shape, plus any from ``DRIFTLINE_MONITORS_FILE``;
+  a deployment configured in both uses the control plane's.
+* :func:`alert_listener`: the alert evaluator of one organization, told of every closed
+  window after its results are durable.
+* :class:`DeliveryLoop`: a background thread draining every organization's notification
+  outbox (retries, grouping, silences and inhibition live in
+  :class:`engine.alerts.delivery.Deliverer`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from control_api.monitors.service import engine_view
+from engine.alerts.delivery import Deliverer
+from engine.alerts.evaluator import AlertEvaluator
+from engine.alerts.history import ClickHouseHistory
+from engine.alerts.notifiers import build_notifier
+from engine.alerts.notifiers.base import Notifier
+from engine.embedded import MonitorSource
+from engine.monitor import Monitor
+from engine.sinks import WindowListener
+from storage.clickhouse.client import MetricsClient
+from storage.models import AlertChannel, AlertOutbox, MonitorConfig
+from storage.objects import ObjectStore
+from storage.tenancy import scope_to, unscoped
+
+log = logging.getLogger("driftline.runtime")
+
+
+@dataclass
+class ControlPlaneMonitors:
+    """Monitors from the control database, then from a fallback source (a file)."""
+
+    sessions: sessionmaker[Session]
+    store: Callable[[], ObjectStore]
+    fallback: MonitorSource
+
+    def monitors_for(self, organization: str) -> list[Monitor]:
+        """The organization's monitors in the engine's shape."""
+        configured: list[Monitor] = []
+        with self.sessions() as session:
+            scope_to(session, organization)
+            ids = session.scalars(select(MonitorConfig.id)).all()
+            store = self.store() if ids else None
+            for monitor_id in ids:
+                assert store is not None
+                view = engine_view(session, org_id=organization, monitor_id=monitor_id, store=store)
+                configured.append(Monitor.model_validate(view.model_dump()))
+        taken = {m.deployment for m in configured}
+        extra = [m for m in self.fallback.monitors_for(organization) if m.deployment not in taken]
+        return configured + extra
+
+
+def alert_listener(
+    sessions: sessionmaker[Session], links: dict[str, str]
+) -> Callable[[str, MetricsClient], WindowListener]:
+    """A factory of per-organization alert evaluators writing history to the metrics store."""
+
+    def make(organization: str, client: MetricsClient) -> WindowListener:
+        return AlertEvaluator(
+            sessions=sessions,
+            organization=organization,
+            history=ClickHouseHistory(client, organization),
+            links=links,
+        )
+
+    return make
+
+
+@dataclass
+class DeliveryLoop:
+    """Drains the outbox of every organization with pending notifications, every interval."""
+
+    sessions: sessionmaker[Session]
+    interval_seconds: float = 2.0
+    timeout_seconds: float = 10.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Run in a daemon thread until :meth:`stop`."""
+        self._thread = threading.Thread(target=self._run, name="alert-delivery", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current pass."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.timeout_seconds + self.interval_seconds)
+
+    def run_once(self) -> int:
+        """One pass over every organization with pending rows; returns messages sent."""
+        with self.sessions() as session, unscoped(session):
+            organizations = session.scalars(
+                select(AlertOutbox.org_id).where(AlertOutbox.delivery == "pending").distinct()
+            ).all()
+        sent = 0
+        with httpx.Client(timeout=self.timeout_seconds) as client:
+
+            def notifier_for(channel: AlertChannel) -> Notifier:
+                return build_notifier(channel.kind, channel.config, channel.secrets, client=client)
+
+            for organization in organizations:
+                report = Deliverer(
+                    sessions=self.sessions, organization=organization, notifier_for=notifier_for
+                ).run_once()
+                sent += report.sent
+        return sent
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_seconds):
+            try:
+                self.run_once()
+            except Exception:  # a delivery pass must never end the loop; rows stay pending
+                log.exception("alert delivery pass failed; retrying next interval")
