@@ -159,5 +159,14 @@ def _register_local() -> None:
 _register_local()
 
 
+def _register_demo() -> None:
+    from driftline.demo import demo_command
+
+    app.command("demo")(demo_command)
+
+
+_register_demo()
+
+
 if __name__ == "__main__":
     app()

@@ -142,6 +142,10 @@ class Pipeline:
         closed, self._closed = self._closed, []
         self._write_dead(dead)
         accepted = decoded.accepted - duplicates - late
+        windowed = sum(len(rows) for rows in decoded.predictions) - duplicates - late
+        self.metrics.events.labels("prediction").inc(windowed)
+        self.metrics.events.labels("label").inc(sum(len(x.ts_ms) for x in decoded.labels))
+        self.metrics.events.labels("resource").inc(sum(len(x.ts_ms) for x in decoded.resources))
         self.metrics.duplicates.inc(duplicates)
         self.metrics.late.inc(late)
         return IngestReport(

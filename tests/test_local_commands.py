@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -110,3 +112,21 @@ def test_up_serves_the_api_on_a_fresh_folder_with_a_bootstrap_owner(tmp_path):
     assert "Application shutdown complete" in output
     assert f"API docs:   {base}/docs" in output
     assert "owner@example.com" in output
+
+
+def test_demo_detects_the_injected_drift_and_delivers_the_alert(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "demo", "--duration", "24",
+         "--port", str(_free_port())],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    block = re.search(r"^\{\n.*?^\}", done.stdout, flags=re.DOTALL | re.MULTILINE)
+    assert block is not None, done.stdout
+    summary = json.loads(block.group(0))
+    assert summary["events_ingested"] > 5000
+    assert summary["windows_closed"] >= 3
+    assert summary["drifts_detected"] >= 1
+    assert summary["alerts_delivered"] >= 1
+    assert "% of the features drifted" in done.stdout

@@ -309,3 +309,13 @@ def test_a_partition_snapshot_holds_only_its_own_deployments():
     p.restore(0, blob)  # must not touch deployment b, which lives on partition 1
     closed = {r.deployment: r.events for r in p.flush()}
     assert closed == {"a": 1, "b": 2}
+
+
+def test_accepted_events_are_counted_by_type():
+    p, _ = pipeline()
+    p.ingest([*minute_of_events(0, count=5), event(0, T0)])  # the last one is a duplicate
+    label = {"type": "label", "deployment": "d", "request_id": "r", "label": 1, "ts": T0}
+    p.ingest([orjson.dumps(label)])
+    registry = p.metrics.registry
+    assert registry.get_sample_value("driftline_events_total", {"type": "prediction"}) == 5
+    assert registry.get_sample_value("driftline_events_total", {"type": "label"}) == 1
