@@ -14,8 +14,6 @@ from typing import Any, Self
 
 from driftline.client.base import ClientBase
 from driftline.client.config import ClientConfig
-from driftline.client.http import HttpTransport
-from driftline.client.kafka import KafkaTransport
 from driftline.client.transport import Transport
 
 __all__ = ["AsyncDriftlineClient"]
@@ -33,35 +31,6 @@ class AsyncDriftlineClient(ClientBase):
     ) -> None:
         super().__init__(transport, deployment=deployment, config=config)
         self._loop: asyncio.AbstractEventLoop | None = None
-
-    @classmethod
-    def http(
-        cls,
-        base_url: str,
-        *,
-        key_id: str,
-        key_secret: str,
-        deployment: str | None = None,
-        config: ClientConfig | None = None,
-        **options: Any,
-    ) -> AsyncDriftlineClient:
-        """A client sending to a Driftline API (``options`` go to :class:`HttpTransport`)."""
-        transport = HttpTransport(base_url, key_id=key_id, key_secret=key_secret, **options)
-        return cls(transport, deployment=deployment, config=config)
-
-    @classmethod
-    def kafka(
-        cls,
-        bootstrap: str,
-        *,
-        topic: str = "predictions",
-        deployment: str | None = None,
-        config: ClientConfig | None = None,
-        **options: Any,
-    ) -> AsyncDriftlineClient:
-        """A client producing to Kafka (``options`` go to :class:`KafkaTransport`)."""
-        transport = KafkaTransport(bootstrap, topic=topic, **options)
-        return cls(transport, deployment=deployment, config=config)
 
     def start(self) -> None:
         """Start the sender task on the running loop (idempotent)."""

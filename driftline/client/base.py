@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Self
 
 from driftline.client.config import ClientConfig
 from driftline.client.counters import ClientStats, Counters
@@ -20,6 +20,8 @@ from driftline.client.events import (
     prediction_event,
     resource_event,
 )
+from driftline.client.http import HttpTransport
+from driftline.client.kafka import KafkaTransport
 from driftline.client.sender import EventQueue, Sender
 from driftline.client.transport import Transport
 
@@ -40,6 +42,35 @@ class ClientBase:
         self._queue = EventQueue(self.config.max_queue)
         self._sender = Sender(transport, self._queue, self._counters, self.config)
         self._closed = False
+
+    @classmethod
+    def http(
+        cls,
+        base_url: str,
+        *,
+        key_id: str,
+        key_secret: str,
+        deployment: str | None = None,
+        config: ClientConfig | None = None,
+        **options: Any,
+    ) -> Self:
+        """A client sending to a Driftline API (``options`` go to :class:`HttpTransport`)."""
+        transport = HttpTransport(base_url, key_id=key_id, key_secret=key_secret, **options)
+        return cls(transport, deployment=deployment, config=config)
+
+    @classmethod
+    def kafka(
+        cls,
+        bootstrap: str,
+        *,
+        topic: str = "predictions",
+        deployment: str | None = None,
+        config: ClientConfig | None = None,
+        **options: Any,
+    ) -> Self:
+        """A client producing to Kafka (``options`` go to :class:`KafkaTransport`)."""
+        transport = KafkaTransport(bootstrap, topic=topic, **options)
+        return cls(transport, deployment=deployment, config=config)
 
     def _wake(self) -> None:
         """Tell the sender a batch is full (from any thread)."""

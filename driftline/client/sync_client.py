@@ -13,12 +13,10 @@ import concurrent.futures
 import logging
 import threading
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from driftline.client.base import ClientBase
 from driftline.client.config import ClientConfig
-from driftline.client.http import HttpTransport
-from driftline.client.kafka import KafkaTransport
 from driftline.client.transport import Transport
 
 __all__ = ["DriftlineClient"]
@@ -55,35 +53,6 @@ class DriftlineClient(ClientBase):
         self._atexit = register_atexit
         if register_atexit:
             atexit.register(self.close)
-
-    @classmethod
-    def http(
-        cls,
-        base_url: str,
-        *,
-        key_id: str,
-        key_secret: str,
-        deployment: str | None = None,
-        config: ClientConfig | None = None,
-        **options: Any,
-    ) -> DriftlineClient:
-        """A client sending to a Driftline API (``options`` go to :class:`HttpTransport`)."""
-        transport = HttpTransport(base_url, key_id=key_id, key_secret=key_secret, **options)
-        return cls(transport, deployment=deployment, config=config)
-
-    @classmethod
-    def kafka(
-        cls,
-        bootstrap: str,
-        *,
-        topic: str = "predictions",
-        deployment: str | None = None,
-        config: ClientConfig | None = None,
-        **options: Any,
-    ) -> DriftlineClient:
-        """A client producing to Kafka (``options`` go to :class:`KafkaTransport`)."""
-        transport = KafkaTransport(bootstrap, topic=topic, **options)
-        return cls(transport, deployment=deployment, config=config)
 
     def _serve(self) -> None:
         loop = self._loop

@@ -7,62 +7,20 @@ template migrated once per session with Alembic, the way ``driftline migrate`` d
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from control_api.app import create_app
 from driftline.settings import Settings
-from storage import db_migrations
-from storage.db import create_db_engine, normalize_url
 
 SECRET = "s" * 48
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
-    db_migrations.upgrade(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture(scope="session")
-def postgres_template(postgres_url: str) -> Iterator[tuple[sa.Engine, str]]:
-    admin = create_db_engine(postgres_url)
-    name = f"tpl_{uuid.uuid4().hex[:10]}"
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = normalize_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    db_migrations.upgrade(url)
-    yield admin, name
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        path = tmp_path / "driftline.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        yield f"sqlite:///{path}"
-        return
-    admin, template = request.getfixturevalue("postgres_template")
-    postgres_url = request.getfixturevalue("postgres_url")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield normalize_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:

@@ -4,14 +4,12 @@ with one organization, window results, and a real HTTP receiver on 127.0.0.1."""
 from __future__ import annotations
 
 import http.server
-import shutil
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,51 +17,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.results import DriftRow, WindowResult
-from storage import db_migrations
-from storage.db import create_db_engine, normalize_url, session_factory
+from storage.db import create_db_engine, session_factory
 from storage.models import AlertChannel, AlertRouting, AlertRule, Organization
 from storage.tenancy import scope_to
 
 T0 = 1_764_237_600_000
 MINUTE = 60_000
-
-
-@pytest.fixture(scope="session")
-def alerts_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("alerts-template") / "template.db"
-    db_migrations.upgrade(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture(scope="session")
-def alerts_pg_template(postgres_url: str) -> Iterator[tuple[sa.Engine, str]]:
-    admin = create_db_engine(postgres_url)
-    name = f"atpl_{uuid.uuid4().hex[:10]}"
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = normalize_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    db_migrations.upgrade(url)
-    yield admin, name
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def alerts_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        path = tmp_path / "alerts.db"
-        shutil.copy(request.getfixturevalue("alerts_sqlite_template"), path)
-        yield f"sqlite:///{path}"
-        return
-    admin, template = request.getfixturevalue("alerts_pg_template")
-    postgres_url = request.getfixturevalue("postgres_url")
-    name = f"a_{uuid.uuid4().hex[:12]}"
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield normalize_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @dataclass
@@ -125,8 +84,9 @@ class Db:
 
 
 @pytest.fixture
-def db(alerts_db_url: str) -> Iterator[Db]:
-    engine = create_db_engine(alerts_db_url)
+def db(db_url: str) -> Iterator[Db]:
+    """A migrated database (SQLite, and PostgreSQL under the postgres marker) with one org."""
+    engine = create_db_engine(db_url)
     sessions = session_factory(engine)
     org = str(uuid.uuid4())
     with sessions() as s:

@@ -19,9 +19,6 @@ from tests.engine import alerts_support
 from tests.engine.alerts_support import Clock, window
 
 # fixtures shared by the alerting tests
-alerts_sqlite_template = alerts_support.alerts_sqlite_template
-alerts_pg_template = alerts_support.alerts_pg_template
-alerts_db_url = alerts_support.alerts_db_url
 db = alerts_support.db
 receiver = alerts_support.receiver
 
@@ -177,7 +174,7 @@ def test_refused_connection_is_retried_until_the_receiver_is_back(db, receiver, 
     assert card["content"]["type"] == "AdaptiveCard"
 
 
-def test_outbox_survives_a_restart(db, receiver, http_client, alerts_db_url):
+def test_outbox_survives_a_restart(db, receiver, http_client, db_url):
     """State change committed, process gone before delivery: a new process delivers it."""
     clock = Clock()
     channel = db.channel("mattermost", {}, {"url": receiver.url + "/mm"})
@@ -189,7 +186,7 @@ def test_outbox_survives_a_restart(db, receiver, http_client, alerts_db_url):
 
     from storage.db import create_db_engine, session_factory
 
-    engine = create_db_engine(alerts_db_url)
+    engine = create_db_engine(db_url)
     fresh = type(db)(session_factory(engine), db.org, engine)
     _, deliverer, _ = _parts(fresh, clock, http_client)
     assert deliverer.run_once().sent == 1

@@ -16,9 +16,6 @@ from storage.models import AlertOutbox, AlertState
 from tests.engine import alerts_support
 from tests.engine.helpers import NOW, T0, event, monitor
 
-alerts_sqlite_template = alerts_support.alerts_sqlite_template
-alerts_pg_template = alerts_support.alerts_pg_template
-alerts_db_url = alerts_support.alerts_db_url
 db = alerts_support.db
 MINUTE = 60_000
 

@@ -60,9 +60,12 @@ DRIFT_DAY = _rollup_table("drift_rollup_day", "day", _DRIFT_KEYS, _DRIFT_COLUMNS
 WINDOW_HOUR = _rollup_table("window_rollup_hour", "hour", "", _WINDOW_COLUMNS)
 WINDOW_DAY = _rollup_table("window_rollup_day", "day", "", _WINDOW_COLUMNS)
 
-DRIFT_HOUR_MV = """
-CREATE MATERIALIZED VIEW IF NOT EXISTS drift_rollup_hour_mv TO drift_rollup_hour AS
-SELECT organization, deployment, toStartOfHour(toDateTime(window_start, 'UTC')) AS hour,
+
+def drift_from_raw(bucket: str, start_of: str) -> str:
+    """The view folding raw drift results into ``drift_rollup_<bucket>`` by ``start_of``."""
+    return f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS drift_rollup_{bucket}_mv TO drift_rollup_{bucket} AS
+SELECT organization, deployment, {start_of}(toDateTime(window_start, 'UTC')) AS {bucket},
        feature, statistic,
        toUInt64(count()) AS windows,
        toUInt64(countIf(drifted)) AS drifted_windows,
@@ -70,8 +73,28 @@ SELECT organization, deployment, toStartOfHour(toDateTime(window_start, 'UTC')) 
        max(value) AS value_max,
        min(p_value) AS p_value_min
 FROM drift_results
-GROUP BY organization, deployment, hour, feature, statistic
+GROUP BY organization, deployment, {bucket}, feature, statistic
 """
+
+
+def windows_from_raw(bucket: str, start_of: str) -> str:
+    """The view folding raw window aggregates into ``window_rollup_<bucket>``."""
+    return f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS window_rollup_{bucket}_mv TO window_rollup_{bucket} AS
+SELECT organization, deployment, {start_of}(toDateTime(window_start, 'UTC')) AS {bucket},
+       toUInt64(count()) AS windows,
+       sum(event_count) AS events,
+       sum(error_count) AS errors,
+       sum(late_count) AS late,
+       avgWeightedState(latency_p50_ms, event_count) AS latency_p50_avg,
+       max(latency_p99_ms) AS latency_p99_max,
+       avgWeightedState(prediction_mean, event_count) AS prediction_mean_avg
+FROM window_aggregates
+GROUP BY organization, deployment, {bucket}
+"""
+
+
+DRIFT_HOUR_MV = drift_from_raw("hour", "toStartOfHour")
 
 DRIFT_DAY_MV = """
 CREATE MATERIALIZED VIEW IF NOT EXISTS drift_rollup_day_mv TO drift_rollup_day AS
@@ -85,19 +108,7 @@ FROM drift_rollup_hour
 GROUP BY organization, deployment, day, feature, statistic
 """
 
-WINDOW_HOUR_MV = """
-CREATE MATERIALIZED VIEW IF NOT EXISTS window_rollup_hour_mv TO window_rollup_hour AS
-SELECT organization, deployment, toStartOfHour(toDateTime(window_start, 'UTC')) AS hour,
-       toUInt64(count()) AS windows,
-       sum(event_count) AS events,
-       sum(error_count) AS errors,
-       sum(late_count) AS late,
-       avgWeightedState(latency_p50_ms, event_count) AS latency_p50_avg,
-       max(latency_p99_ms) AS latency_p99_max,
-       avgWeightedState(prediction_mean, event_count) AS prediction_mean_avg
-FROM window_aggregates
-GROUP BY organization, deployment, hour
-"""
+WINDOW_HOUR_MV = windows_from_raw("hour", "toStartOfHour")
 
 WINDOW_DAY_MV = """
 CREATE MATERIALIZED VIEW IF NOT EXISTS window_rollup_day_mv TO window_rollup_day AS

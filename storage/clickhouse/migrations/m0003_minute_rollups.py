@@ -14,37 +14,15 @@ from storage.clickhouse.migrations.m0002_rollups import (
     _DRIFT_KEYS,
     _WINDOW_COLUMNS,
     _rollup_table,
+    drift_from_raw,
+    windows_from_raw,
 )
 
 DRIFT_MINUTE = _rollup_table("drift_rollup_minute", "minute", _DRIFT_KEYS, _DRIFT_COLUMNS)
 WINDOW_MINUTE = _rollup_table("window_rollup_minute", "minute", "", _WINDOW_COLUMNS)
 
-DRIFT_MINUTE_MV = """
-CREATE MATERIALIZED VIEW IF NOT EXISTS drift_rollup_minute_mv TO drift_rollup_minute AS
-SELECT organization, deployment, toStartOfMinute(toDateTime(window_start, 'UTC')) AS minute,
-       feature, statistic,
-       toUInt64(count()) AS windows,
-       toUInt64(countIf(drifted)) AS drifted_windows,
-       avgState(value) AS value_avg,
-       max(value) AS value_max,
-       min(p_value) AS p_value_min
-FROM drift_results
-GROUP BY organization, deployment, minute, feature, statistic
-"""
-
-WINDOW_MINUTE_MV = """
-CREATE MATERIALIZED VIEW IF NOT EXISTS window_rollup_minute_mv TO window_rollup_minute AS
-SELECT organization, deployment, toStartOfMinute(toDateTime(window_start, 'UTC')) AS minute,
-       toUInt64(count()) AS windows,
-       sum(event_count) AS events,
-       sum(error_count) AS errors,
-       sum(late_count) AS late,
-       avgWeightedState(latency_p50_ms, event_count) AS latency_p50_avg,
-       max(latency_p99_ms) AS latency_p99_max,
-       avgWeightedState(prediction_mean, event_count) AS prediction_mean_avg
-FROM window_aggregates
-GROUP BY organization, deployment, minute
-"""
+DRIFT_MINUTE_MV = drift_from_raw("minute", "toStartOfMinute")
+WINDOW_MINUTE_MV = windows_from_raw("minute", "toStartOfMinute")
 
 MIGRATION = Migration(
     version=3,
