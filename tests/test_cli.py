@@ -23,3 +23,12 @@ def test_statistics_lists_every_registered_statistic():
     lines = result.stdout.strip().splitlines()
     assert [line.split()[0] for line in lines] == list(STATISTICS)
     assert "alpha=0.05" in lines[0]
+
+
+def test_the_readme_lists_every_setting():
+    from pathlib import Path
+
+    from driftline.settings_doc import table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert table() in readme, "run `python -m driftline.settings_doc` and paste it in README.md"
