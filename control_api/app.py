@@ -100,7 +100,9 @@ def _build_context(settings: Settings) -> ApiContext:
     if settings.engine_embedded:
         ctx.engine_hub = _engine_hub(settings, ctx)
         ctx.closers.append(ctx.engine_hub.close)
-        ctx.delivery = DeliveryLoop(ctx.sessions, interval_seconds=settings.alert_delivery_seconds)
+    # the outbox is written by whichever process evaluates the rules (the embedded engine or
+    # the Kafka workers); the API delivers it in every mode
+    ctx.delivery = DeliveryLoop(ctx.sessions, interval_seconds=settings.alert_delivery_seconds)
     return ctx
 
 

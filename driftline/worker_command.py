@@ -14,10 +14,18 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
 from driftline.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from engine.monitor import Monitor
+    from engine.sinks import WindowListener
+    from storage.clickhouse.client import MetricsClient
 
 
 def _require(settings: Settings) -> list[str]:
@@ -26,20 +34,50 @@ def _require(settings: Settings) -> list[str]:
         missing.append("DRIFTLINE_KAFKA_BOOTSTRAP")
     if not settings.kafka_organization:
         missing.append("DRIFTLINE_KAFKA_ORGANIZATION")
-    if settings.monitors_file is None:
-        missing.append("DRIFTLINE_MONITORS_FILE")
     return missing
+
+
+def control_plane_wiring(
+    settings: Settings, client: MetricsClient
+) -> tuple[list[Monitor], WindowListener | None, Callable[[], None]]:
+    """The worker's monitors and alert evaluator, from the control database.
+
+    Monitors configured over the API (``/v1/monitors``) for the topic's organization, plus
+    those of ``DRIFTLINE_MONITORS_FILE`` when it is set; the listener evaluates that
+    organization's alert rules at every closed window and writes the notification outbox,
+    which the API delivers. Returns a closer for the database engine.
+
+    A control database that was never migrated (a worker configured by file alone) gives
+    the file's monitors and no alert evaluation, with a warning.
+    """
+    from sqlalchemy import inspect
+
+    from control_api.references.store import object_store
+    from control_api.runtime import ControlPlaneMonitors, alert_listener
+    from engine.embedded import FileMonitors, NoMonitors
+    from storage.db import create_db_engine, session_factory
+
+    engine = create_db_engine(settings.database_url)
+    sessions = session_factory(engine)
+    fallback = FileMonitors(settings.monitors_file) if settings.monitors_file else NoMonitors()
+    if not inspect(engine).has_table("monitors"):
+        logging.getLogger("driftline.worker").warning(
+            "the control database is not migrated: monitors from DRIFTLINE_MONITORS_FILE only "
+            "and no alert evaluation (run `driftline migrate` to use the control plane)"
+        )
+        return fallback.monitors_for(settings.kafka_organization), None, engine.dispose
+    source = ControlPlaneMonitors(sessions, lambda: object_store(settings), fallback)
+    monitors = source.monitors_for(settings.kafka_organization)
+    listener = alert_listener(sessions, links={})(settings.kafka_organization, client)
+    return monitors, listener, engine.dispose
 
 
 async def _serve(settings: Settings) -> None:
     from engine.kafka.worker import KafkaWorker, WorkerConfig
-    from engine.monitor import load_monitors
     from engine.sinks import MetricsStoreDeadLetters, MetricsStoreSink
     from storage.clickhouse.client import RetryPolicy, connect
     from storage.clickhouse.migrations import MigrationParams, migrate
 
-    assert settings.monitors_file is not None  # checked by _require
-    monitors = load_monitors(settings.monitors_file)
     retry = RetryPolicy(
         retries=settings.clickhouse_retries,
         backoff_seconds=settings.clickhouse_retry_backoff_seconds,
@@ -47,6 +85,7 @@ async def _serve(settings: Settings) -> None:
     client = connect(
         settings.clickhouse_url, default_database=settings.clickhouse_database, retry=retry
     )
+    monitors, listener, close_database = control_plane_wiring(settings, client)
     try:
         migrate(client, MigrationParams(ttl_days=settings.metrics_ttl_days))
         organization = settings.kafka_organization
@@ -69,6 +108,7 @@ async def _serve(settings: Settings) -> None:
             monitors=monitors,
             sink=MetricsStoreSink(client, organization),
             store_dead_letters=MetricsStoreDeadLetters(client, organization),
+            listener=listener,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -76,14 +116,16 @@ async def _serve(settings: Settings) -> None:
             loop.add_signal_handler(signum, stop.set)
         await worker.run(stop)
     finally:
+        close_database()
         client.close()
 
 
 def worker_command() -> None:
     """Consume the events topic (Kafka) through the pipeline, one consumer-group member.
 
-    Needs DRIFTLINE_KAFKA_BOOTSTRAP, DRIFTLINE_KAFKA_ORGANIZATION and
-    DRIFTLINE_MONITORS_FILE. Start more workers with the same DRIFTLINE_KAFKA_GROUP_ID to
+    Needs DRIFTLINE_KAFKA_BOOTSTRAP and DRIFTLINE_KAFKA_ORGANIZATION; monitors and alert
+    rules come from the control database (DRIFTLINE_DATABASE_URL), plus
+    DRIFTLINE_MONITORS_FILE when set. Start more workers with the same DRIFTLINE_KAFKA_GROUP_ID to
     share the partitions.
     """
     settings = load_settings()

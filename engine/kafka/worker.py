@@ -54,7 +54,7 @@ from engine.kafka.partitions import BatchOutcome, Checkpoint, PartitionRunner
 from engine.metrics import EngineMetrics
 from engine.monitor import Monitor
 from engine.pipeline import Pipeline, wall_clock_ms
-from engine.sinks import ResultSink
+from engine.sinks import ResultSink, WindowListener
 from storage.errors import StorageError
 
 __all__ = ["SNAPSHOT_TABLE", "KafkaWorker", "WorkerConfig", "WorkerConfigError", "fail_stop"]
@@ -119,6 +119,7 @@ class KafkaWorker:
         monitors: Sequence[Monitor],
         sink: ResultSink,
         store_dead_letters: DeadLetterSink | None = None,
+        listener: WindowListener | None = None,
         metrics: EngineMetrics | None = None,
         clock: Callable[[], int] = wall_clock_ms,
         on_fatal: Callable[[BaseException], NoReturn] = fail_stop,
@@ -135,6 +136,7 @@ class KafkaWorker:
                 monitors=monitors,
                 sink=sink,
                 dead_letters=self._collected,
+                listener=listener,
                 metrics=self.metrics,
                 clock=clock,
             )

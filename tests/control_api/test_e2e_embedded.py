@@ -63,10 +63,8 @@ def embedded(app_factory, chdb_url):
         yield Api(client)
 
 
-def test_configure_by_api_then_events_drift_and_the_alert_is_delivered(
-    embedded, receiver, chdb_url
-):
-    api = embedded
+def configure(api: Api, receiver_url: str) -> dict[str, str]:
+    """Everything a user sets up over the REST API; returns the ids the tests need."""
     owner = api.owner()
     org = api.client.get("/v1/me", headers=owner).json()["org_id"]
     reference = api.client.post(
@@ -104,7 +102,7 @@ def test_configure_by_api_then_events_drift_and_the_alert_is_delivered(
         json={
             "name": "hook",
             "kind": "webhook",
-            "config": {"url": receiver.url + "/hook"},
+            "config": {"url": receiver_url},
             "secrets": {"signing_secrets": [SECRET]},
         },
     ).json()
@@ -125,6 +123,21 @@ def test_configure_by_api_then_events_drift_and_the_alert_is_delivered(
         },
     )
     assert rule.status_code == 201, rule.text
+    return {
+        "org": org,
+        "deployment": deployment["id"],
+        "rule": rule.json()["id"],
+        "owner": owner["Authorization"],
+    }
+
+
+def test_configure_by_api_then_events_drift_and_the_alert_is_delivered(
+    embedded, receiver, chdb_url
+):
+    api = embedded
+    ids = configure(api, receiver.url + "/hook")
+    owner = {"Authorization": ids["owner"]}
+    org, deployment, rule_id = ids["org"], {"id": ids["deployment"]}, ids["rule"]
     _, token = api.api_key(owner, ["ingest"])
     key = api.bearer(token) | {"Content-Type": "application/x-ndjson"}
 
@@ -144,10 +157,48 @@ def test_configure_by_api_then_events_drift_and_the_alert_is_delivered(
     assert delivered.headers["webhook-signature"].startswith("v1,")
     assert b"x-shift" in delivered.body
     firing = api.client.get("/v1/alerts", headers=owner, params={"state": "firing"}).json()
-    assert [a["rule_id"] for a in firing["items"]] == [rule.json()["id"]]
+    assert [a["rule_id"] for a in firing["items"]] == [rule_id]
     with connect(chdb_url) as store:
         drifted = store.query_rows(
             "SELECT countIf(drifted) FROM drift_results WHERE organization = {org:String}",
             {"org": org},
         )[0][0]
     assert drifted >= 2  # the shifted minute: x by KS and by normalised Wasserstein
+
+
+def test_a_kafka_worker_runs_the_monitors_and_rules_configured_over_the_api(
+    embedded, receiver, chdb_url
+):
+    """`driftline worker`'s wiring (monitors, alert evaluator) without a broker."""
+    from driftline.worker_command import control_plane_wiring
+    from engine.deadletter import MemoryDeadLetters
+    from engine.pipeline import Pipeline
+    from engine.sinks import MemorySink
+
+    api = embedded
+    ids = configure(api, receiver.url + "/hook")
+    settings = api.client.app.state.ctx.settings.model_copy(
+        update={"kafka_organization": ids["org"]}
+    )
+    with connect(chdb_url) as client:
+        monitors, listener, close = control_plane_wiring(settings, client)
+        try:
+            assert [m.deployment for m in monitors] == [ids["deployment"]]
+            pipeline = Pipeline(
+                organization=ids["org"],
+                monitors=monitors,
+                sink=MemorySink(),
+                dead_letters=MemoryDeadLetters(),
+                listener=listener,
+                clock=lambda: T0 + 10 * MINUTE,
+            )
+            for minute, shift, count in ((0, 0.0, 200), (1, 2.0, 200), (2, 0.0, 5)):
+                payloads = _events(ids["deployment"], minute, count, shift).split(b"\n")
+                pipeline.ingest(payloads, source="kafka:test/0")
+        finally:
+            close()
+    deadline = time.monotonic() + 30  # the API's delivery loop drains the worker's outbox
+    while not receiver.ok():
+        assert time.monotonic() < deadline, "no alert reached the webhook receiver"
+        time.sleep(0.2)
+    assert b"x-shift" in receiver.ok()[0].body
