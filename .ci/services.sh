@@ -176,6 +176,12 @@ socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()' "$
 _ci_smtp() {
     local dir=$DRIFTLINE_CI_STATE/smtp i
     mkdir -p "$dir/mail"
+    if ! command -v openssl >/dev/null 2>&1; then
+        _ci_log "installing openssl from Debian's packages (for the SMTP sink's certificate)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq openssl >/dev/null
+    fi
     if [ ! -f "$dir/cert.pem" ]; then
         openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=127.0.0.1" \
             -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
