@@ -27,6 +27,7 @@ from control_api.deployments.router import router as deployments_router
 from control_api.errors import Problem, install_error_handlers
 from control_api.health import router as health_router
 from control_api.ingest.router import router as ingest_router
+from control_api.metrics_api.router import fleet_router
 from control_api.metrics_api.router import router as metrics_router
 from control_api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from control_api.models_registry.router import router as models_router
@@ -164,6 +165,7 @@ def create_app(settings: Settings) -> FastAPI:
         references_router,
         monitors_router,
         metrics_router,
+        fleet_router,
     ):
         app.include_router(router)
     for router in alerts_routers:  # alerting (issue 7)

@@ -36,6 +36,10 @@ __all__ = [
 Severity = Literal["info", "warning", "critical"]
 
 
+MAX_SPAN_MS = 366 * 86_400_000
+"""Longest ``for`` / ``keep_firing_for`` span: a year (larger ones are refused with a 422)."""
+
+
 class RuleCreate(RequestModel):
     """A new rule: a condition on one deployment's windows, ``for``, hysteresis and texts.
 
@@ -47,8 +51,8 @@ class RuleCreate(RequestModel):
     deployment: str = Field(min_length=1, max_length=200)
     condition: Condition
     for_windows: int = Field(default=1, ge=1, le=10_000)
-    for_ms: int = Field(default=0, ge=0)
-    keep_firing_for_ms: int = Field(default=0, ge=0)
+    for_ms: int = Field(default=0, ge=0, le=MAX_SPAN_MS)
+    keep_firing_for_ms: int = Field(default=0, ge=0, le=MAX_SPAN_MS)
     severity: Severity = "warning"
     labels: dict[str, str] = Field(default_factory=dict, max_length=50)
     annotations: dict[str, str] = Field(default_factory=dict, max_length=50)
@@ -62,8 +66,8 @@ class RuleUpdate(RequestModel):
     deployment: str | None = Field(default=None, min_length=1, max_length=200)
     condition: Condition | None = None
     for_windows: int | None = Field(default=None, ge=1, le=10_000)
-    for_ms: int | None = Field(default=None, ge=0)
-    keep_firing_for_ms: int | None = Field(default=None, ge=0)
+    for_ms: int | None = Field(default=None, ge=0, le=MAX_SPAN_MS)
+    keep_firing_for_ms: int | None = Field(default=None, ge=0, le=MAX_SPAN_MS)
     severity: Severity | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None

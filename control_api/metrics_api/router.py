@@ -10,7 +10,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from control_api.deps import ContextDep, Principal, SessionDep, require
 from control_api.errors import responses
 from control_api.metrics_api import service
-from control_api.metrics_api.schemas import DriftSeries, LatencySeries, MetricSeries
+from control_api.metrics_api.schemas import (
+    DeadLetters,
+    DriftSeries,
+    Fleet,
+    LatencySeries,
+    MetricSeries,
+)
 from control_api.rbac import Permission
 from storage.clickhouse.client import MetricsClient, connect
 
@@ -110,3 +116,23 @@ def latency_series(
         end=end,
         step=step,
     )
+
+
+fleet_router = APIRouter(tags=["metrics"])
+Limit = Annotated[int, Query(ge=1, le=10_000)]
+
+
+@fleet_router.get("/v1/fleet", responses=_ERRORS)
+def fleet_overview(
+    principal: Reader, client: MetricsDep, start: Start, end: End, limit: Limit = 1000
+) -> Fleet:
+    """Every deployment's latest window in ``[start, end)``, the most drifted first."""
+    return service.fleet(client, org_id=principal.org_id, start=start, end=end, limit=limit)
+
+
+@fleet_router.get("/v1/dead-letters", responses=_ERRORS)
+def dead_letters(
+    principal: Reader, client: MetricsDep, start: Start, end: End, limit: Limit = 100
+) -> DeadLetters:
+    """Events the engine refused in ``[start, end)``, newest first, each with its reason."""
+    return service.dead_letters(client, org_id=principal.org_id, start=start, end=end, limit=limit)

@@ -74,3 +74,36 @@ class LatencySeries(BaseModel):
     deployment_id: str
     step: int
     points: list[LatencyPoint]
+
+
+class FleetRow(BaseModel):
+    """One deployment's latest window in the range."""
+
+    deployment_id: str
+    last_window: UtcDatetime
+    features: int = Field(description="Features with a drift result in that window")
+    drifted_features: int
+    drifted: list[str] = Field(description="The drifted features' names")
+    window_events: int = Field(description="Events counted in that window")
+
+
+class Fleet(BaseModel):
+    """Every deployment of the organization with results in the range, worst first."""
+
+    deployments: list[FleetRow]
+
+
+class DeadLetter(BaseModel):
+    """An event the engine refused, with why."""
+
+    received_at: UtcDatetime
+    source: str
+    reason: str = Field(description="A code, then a sentence naming the field at fault")
+    deployment: str
+    payload: str = Field(description="The raw payload as received (UTF-8, replacement chars)")
+
+
+class DeadLetters(BaseModel):
+    """Dead letters received in the range, newest first."""
+
+    items: list[DeadLetter]

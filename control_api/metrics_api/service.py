@@ -17,8 +17,12 @@ from sqlalchemy.orm import Session
 from control_api.deployments import repository as deployments
 from control_api.errors import ApiError, InvalidInput, NotFound
 from control_api.metrics_api.schemas import (
+    DeadLetter,
+    DeadLetters,
     DriftPoint,
     DriftSeries,
+    Fleet,
+    FleetRow,
     LatencyPoint,
     LatencySeries,
     MetricPoint,
@@ -26,7 +30,7 @@ from control_api.metrics_api.schemas import (
 )
 from storage.clickhouse import reader
 from storage.clickhouse.client import MetricsClient
-from storage.errors import StorageInputError, StorageUnavailable
+from storage.errors import StorageInputError, StorageQueryError, StorageUnavailable
 
 __all__ = ["MetricsUnavailable", "drift", "latency", "performance"]
 
@@ -47,6 +51,12 @@ def _read(call: Callable[[], Any]) -> list[dict[str, Any]]:
         raise InvalidInput(str(error)) from error
     except StorageUnavailable as error:
         raise MetricsUnavailable("The metrics store is not answering; retry later.") from error
+    except StorageQueryError as error:
+        if "UNKNOWN_TABLE" not in str(error):
+            raise  # a query of ours that is wrong: a 500, as a bug should be
+        raise MetricsUnavailable(
+            "The metrics store has no tables yet: run `driftline migrate`."
+        ) from error
     rows: list[dict[str, Any]] = table.to_pylist()
     return [{k: _clean(v) for k, v in row.items()} for row in rows]
 
@@ -137,3 +147,32 @@ def latency(
     )
     points = [LatencyPoint.model_validate(r) for r in rows]
     return LatencySeries(deployment_id=deployment_id, step=step, points=points)
+
+
+def fleet(
+    client: MetricsClient, *, org_id: str, start: datetime, end: datetime, limit: int
+) -> Fleet:
+    """Every deployment's latest window in the range, worst drift first."""
+    rows = _read(
+        lambda: reader.fleet(client, organization=org_id, start=start, end=end, limit=limit)
+    )
+    return Fleet(
+        deployments=[
+            FleetRow.model_validate({**r, "deployment_id": r.pop("deployment")}) for r in rows
+        ]
+    )
+
+
+def dead_letters(
+    client: MetricsClient, *, org_id: str, start: datetime, end: datetime, limit: int
+) -> DeadLetters:
+    """Refused events received in the range, newest first, with their reasons."""
+    rows = _read(
+        lambda: reader.dead_letters(client, organization=org_id, start=start, end=end, limit=limit)
+    )
+    for row in rows:
+        payload = row["payload"]
+        row["payload"] = (
+            payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
+        )
+    return DeadLetters(items=[DeadLetter.model_validate(r) for r in rows])

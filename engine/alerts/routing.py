@@ -32,9 +32,10 @@ class Route(BaseModel):
     channels: tuple[str, ...] | None = None
     continue_: bool = Field(default=False, alias="continue")
     group_by: tuple[str, ...] | None = None
-    group_wait_ms: int | None = Field(default=None, ge=0)
-    group_interval_ms: int | None = Field(default=None, ge=1)
-    repeat_interval_ms: int | None = Field(default=None, ge=1)
+    # at most a year: a stored interval is a BIGINT, and longer ones mean nothing here
+    group_wait_ms: int | None = Field(default=None, ge=0, le=366 * 86_400_000)
+    group_interval_ms: int | None = Field(default=None, ge=1, le=366 * 86_400_000)
+    repeat_interval_ms: int | None = Field(default=None, ge=1, le=366 * 86_400_000)
     routes: tuple[Route, ...] = ()
 
 

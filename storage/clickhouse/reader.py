@@ -153,6 +153,26 @@ WHERE organization = {{organization:String}} AND {_RAW_TIME.format(time="receive
 ORDER BY received_at DESC LIMIT {{limit:UInt32}}"""
 
 
+_FLEET_SQL = f"""
+WITH latest AS (
+    SELECT deployment, max(window_start) AS last_window
+    FROM drift_results
+    WHERE organization = {{organization:String}} AND {_RAW_TIME.format(time="window_start")}
+    GROUP BY deployment
+)
+SELECT d.deployment AS deployment, latest.last_window AS last_window,
+       toUInt64(countDistinct(d.feature)) AS features,
+       toUInt64(countDistinctIf(d.feature, d.drifted)) AS drifted_features,
+       groupUniqArrayIf(d.feature, d.drifted) AS drifted,
+       max(d.current_size) AS window_events
+FROM drift_results AS d
+INNER JOIN latest ON d.deployment = latest.deployment AND d.window_start = latest.last_window
+WHERE d.organization = {{organization:String}}
+GROUP BY d.deployment, latest.last_window
+ORDER BY drifted_features DESC, deployment
+LIMIT {{limit:UInt32}}"""
+
+
 def _tenant(organization: str, deployment: str) -> dict[str, Any]:
     if not isinstance(organization, str) or not organization:
         raise StorageInputError("organization must be a non-empty string")
@@ -266,3 +286,23 @@ def dead_letters(
         "limit": _limit(limit),
     }
     return client.query_arrow(_DEAD_SQL, params)
+
+
+def fleet(
+    client: MetricsClient,
+    *,
+    organization: str,
+    start: datetime,
+    end: datetime,
+    limit: int = 1000,
+) -> pa.Table:
+    """Every deployment's latest window in ``[start, end)`` with its drifted features.
+
+    Worst first: most drifted features, then by name.
+    """
+    params = _tenant(organization, "") | {
+        "start_ms": _millis(start),
+        "end_ms": _millis(end),
+        "limit": _limit(limit),
+    }
+    return client.query_arrow(_FLEET_SQL, params)

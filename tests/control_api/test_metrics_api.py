@@ -6,10 +6,10 @@ from storage.clickhouse.tables import MetricsTable
 from storage.clickhouse.writer import write_batch
 
 
-def _deployment(api, headers):
-    model = api.client.post("/v1/models", headers=headers, json={"name": "m"}).json()
+def _deployment(api, headers, name="m"):
+    model = api.client.post("/v1/models", headers=headers, json={"name": name}).json()
     api.client.post(f"/v1/models/{model['id']}/versions", headers=headers, json={})
-    body = {"name": "m", "environment": "prod", "model_id": model["id"], "model_version": 1}
+    body = {"name": name, "environment": "prod", "model_id": model["id"], "model_version": 1}
     return api.client.post("/v1/deployments", headers=headers, json=body).json()
 
 
@@ -85,3 +85,47 @@ def test_drift_series_per_feature_scoped_to_the_tenant(api, settings):
     assert refused.headers["content-type"] == "application/problem+json"
     other = api.owner("owner@other.example.com", "Other")
     assert api.client.get(f"{base}/drift", headers=other, params=RANGE).status_code == 404
+
+
+def test_fleet_overview_and_dead_letters_are_the_tenants_own(api, settings):
+    owner = api.owner()
+    org_id = api.client.get("/v1/me", headers=owner).json()["org_id"]
+    quiet, drifting = _deployment(api, owner, "quiet"), _deployment(api, owner, "drifting")
+    calm_rows = _drift_rows(quiet["id"])
+    calm_rows["drifted"] = np.zeros(4, dtype=bool)
+    with connect(settings.clickhouse_url, default_database=settings.clickhouse_database) as c:
+        migrate(c, MigrationParams(ttl_days=3650, dedup_window=1000))
+        for batch, columns in (("q", calm_rows), ("d", _drift_rows(drifting["id"]))):
+            write_batch(c, MetricsTable.DRIFT_RESULTS, organization=org_id, batch_id=batch,
+                        columns=columns)  # fmt: skip
+        write_batch(c, MetricsTable.DRIFT_RESULTS, organization="someone-else", batch_id="x",
+                    columns=_drift_rows("theirs", organization_rows=4))  # fmt: skip
+        for org, reason in ((org_id, "wrong_type: features.x"), ("someone-else", "secret")):
+            write_batch(
+                c,
+                MetricsTable.DEAD_LETTERS,
+                organization=org,
+                batch_id=f"dl-{org}",
+                columns={
+                    "received_at": np.array(["2024-03-01T00:10"], dtype="datetime64[ms]"),
+                    "source": ["http"],
+                    "reason": [reason],
+                    "payload": [b'{"event_id": "e1"}'],
+                    "deployment": [drifting["id"]],
+                },
+            )
+    window = {"start": RANGE["start"], "end": RANGE["end"]}
+    fleet = api.client.get("/v1/fleet", headers=owner, params=window)
+    assert fleet.status_code == 200, fleet.text
+    rows = fleet.json()["deployments"]
+    assert [(r["deployment_id"], r["drifted_features"]) for r in rows] == [
+        (drifting["id"], 1),
+        (quiet["id"], 0),
+    ]
+    assert rows[0]["drifted"] == ["country"]
+    assert rows[0]["last_window"].startswith("2024-03-01T00:30")
+    letters = api.client.get("/v1/dead-letters", headers=owner, params=window)
+    assert letters.status_code == 200, letters.text
+    (letter,) = letters.json()["items"]
+    assert letter["reason"] == "wrong_type: features.x"
+    assert letter["payload"] == '{"event_id": "e1"}'

@@ -80,6 +80,8 @@ ROUTES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("PATCH", "/v1/monitors/{monitor_id}"): ("editor", frozenset()),
     ("DELETE", "/v1/monitors/{monitor_id}"): ("editor", frozenset()),
     ("GET", "/v1/deployments/{deployment_id}/metrics/drift"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/fleet"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/dead-letters"): ("viewer", frozenset({"read"})),
     ("GET", "/v1/deployments/{deployment_id}/metrics/performance"): ("viewer", frozenset({"read"})),
     ("GET", "/v1/deployments/{deployment_id}/metrics/latency"): ("viewer", frozenset({"read"})),
     # alerting (issue 7)
