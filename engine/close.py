@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -139,33 +140,36 @@ def _select(result: DriftResult, watched: tuple[str, ...]) -> DriftResult:
         return result
     index = np.array([result.names.index(f) for f in watched], dtype=np.intp)
 
-    def pick(a: NDArray[np.generic] | None) -> NDArray[np.generic] | None:
+    def pick(a: NDArray[np.float64] | None) -> NDArray[np.float64] | None:
         return None if a is None else a[index].copy()
 
     return DriftResult(
         name=result.name,
         names=watched,
         statistic=result.statistic[index].copy(),
-        pvalue=pick(result.pvalue),  # type: ignore[arg-type]
+        pvalue=pick(result.pvalue),
         n_reference=result.n_reference[index].copy(),
         n_current=result.n_current[index].copy(),
         nulls_reference=result.nulls_reference[index].copy(),
         nulls_current=result.nulls_current[index].copy(),
         insufficient=result.insufficient[index].copy(),
-        error_bound=pick(result.error_bound),  # type: ignore[arg-type]
+        error_bound=pick(result.error_bound),
         method=tuple(result.method[i] for i in index) if result.method else (),
     )
 
 
 def _floor_ok(
-    results: list[tuple[str, DriftResult]], kind: str, name: str | None, threshold_of: object
+    results: list[tuple[str, DriftResult]],
+    kind: str,
+    name: str | None,
+    threshold_of: Callable[[str], float],
 ) -> dict[str, bool]:
     """Per feature: does the effect-size statistic reach its threshold (no floor: always)."""
     if name is None:
         return {}
     for result_kind, result in results:
         if result_kind == kind and result.name == name:
-            limit = threshold_of(name)  # type: ignore[operator]
+            limit = threshold_of(name)
             return {f: bool(result.statistic[j] >= limit) for j, f in enumerate(result.names)}
     return {}
 
