@@ -9,15 +9,15 @@ ENV PIP_NO_CACHE_DIR=1 \
     PATH=/opt/venv/bin:$PATH
 RUN python -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py MANIFEST.in README.md ./
+COPY migrations migrations
 COPY detectors detectors
 COPY engine engine
 COPY storage storage
 COPY control_api control_api
 COPY driftline driftline
+# the wheel carries the Alembic scripts as storage/control_migrations (setup.py)
 RUN pip install --upgrade pip && pip install .
-# the Alembic scripts are found beside the installed packages (storage/db_migrations.py)
-COPY migrations /opt/venv/lib/python3.11/site-packages/migrations
 
 FROM python:3.11-slim AS runtime
 ARG UID=10001

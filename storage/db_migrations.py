@@ -1,7 +1,9 @@
 """Alembic migrations of the control database, driven from code.
 
 The migration scripts live in the repository's top-level ``migrations/`` folder (Alembic's
-``script_location``); there is no ``alembic.ini``: :func:`alembic_config` builds the
+``script_location``); a built wheel carries a copy of it as ``storage/control_migrations/``
+(``setup.py``), which is used when present, so ``driftline migrate`` works from a
+non-editable install. There is no ``alembic.ini``: :func:`alembic_config` builds the
 configuration from the database URL, so the ``alembic`` command line needs
 ``-c`` with a config of your own, while ``driftline migrate`` needs nothing.
 """
@@ -19,6 +21,7 @@ from storage.db import create_db_engine, normalize_url
 
 __all__ = [
     "MIGRATIONS_DIR",
+    "PACKAGED_DIR",
     "alembic_config",
     "current_revision",
     "downgrade",
@@ -26,7 +29,10 @@ __all__ = [
     "upgrade",
 ]
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+PACKAGED_DIR = Path(__file__).resolve().parent / "control_migrations"  # in a built wheel
+MIGRATIONS_DIR = (
+    PACKAGED_DIR if PACKAGED_DIR.is_dir() else Path(__file__).resolve().parent.parent / "migrations"
+)
 
 
 def alembic_config(url: str) -> Config:
