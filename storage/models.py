@@ -19,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -42,6 +43,7 @@ __all__ = [
     "Base",
     "Deployment",
     "DeploymentEvent",
+    "Experiment",
     "Membership",
     "ModelAlias",
     "ModelEvent",
@@ -52,6 +54,10 @@ __all__ = [
     "Project",
     "ReferenceDataset",
     "RegisteredModel",
+    "Run",
+    "RunLatestMetric",
+    "RunMetric",
+    "RunParam",
     "TenantScoped",
     "User",
 ]
@@ -564,3 +570,88 @@ class MonitorConfig(TenantScoped, Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+# --- experiments and runs (issue 6): the tracking store used when MLflow is not configured ---
+
+
+class Experiment(TenantScoped, Base):
+    """A named group of runs; ``tags`` are free key/value pairs (MLflow's experiment tags)."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (UniqueConstraint("org_id", "name", name="uq_experiments_org_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    project_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("projects.id", ondelete="SET NULL"), default=None
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Run(TenantScoped, Base):
+    """One training or evaluation run; ``status`` is one of MLflow's run statuses.
+
+    Params and metrics are rows of their own (:class:`RunParam`, :class:`RunMetric`); tags,
+    which may be overwritten, are kept here.
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_experiment_start", "experiment_id", "start_time"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    experiment_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("experiments.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(250), default="")
+    status: Mapped[str] = mapped_column(String(16))
+    start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class RunParam(TenantScoped, Base):
+    """A run's parameter: set once, never changed (as in MLflow)."""
+
+    __tablename__ = "run_params"
+
+    run_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class RunMetric(TenantScoped, Base):
+    """One point of a run's metric series: ``value`` at ``step`` and ``timestamp`` (epoch ms).
+
+    The whole point is the key, so logging the same point again changes nothing.
+    """
+
+    __tablename__ = "run_metrics"
+
+    run_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    value: Mapped[float] = mapped_column(Float, primary_key=True)
+
+
+class RunLatestMetric(TenantScoped, Base):
+    """A metric's latest point (greatest step, then timestamp, then value): filters, sorts."""
+
+    __tablename__ = "run_latest_metrics"
+
+    run_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float] = mapped_column(Float)
