@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from control_api.pagination import fetch_page
 from storage.models import Deployment, DeploymentEvent
 
-__all__ = ["active_in_slot", "by_id", "compare_and_update", "events", "page"]
+__all__ = ["active_in_slot", "by_id", "compare_and_update", "events", "page", "slot_position"]
 
 
 def by_id(session: Session, *, org_id: str, deployment_id: str) -> Deployment | None:
@@ -38,6 +38,23 @@ def active_in_slot(
             Deployment.state == "active",
         )
     ).all()
+
+
+def slot_position(session: Session, *, org_id: str, deployment: Deployment) -> int:
+    """How many deployments of the same slot (name, environment) were created before it."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Deployment)
+            .where(
+                Deployment.org_id == org_id,
+                Deployment.name == deployment.name,
+                Deployment.environment == deployment.environment,
+                Deployment.created_at < deployment.created_at,
+            )
+        )
+        or 0
+    )
 
 
 def page(

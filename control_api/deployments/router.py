@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import orjson
+import yaml
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from control_api.deployments import service
@@ -82,6 +84,51 @@ def deployment_events(
 ) -> list[DeploymentEventRead]:
     """The audit trail: every transition with who, when and why."""
     return service.events(session, org_id=principal.org_id, deployment_id=deployment_id)
+
+
+_MANIFESTS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The objects: YAML documents, or a JSON `v1` List.",
+        "content": {
+            "application/yaml": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
+@router.get(
+    "/{deployment_id}/manifests",
+    response_class=Response,
+    responses=_MANIFESTS | responses(401, 403, 404, 422, 429),
+)
+def deployment_manifests(
+    deployment_id: str,
+    principal: Reader,
+    session: SessionDep,
+    format: Literal["yaml", "json"] = "yaml",
+    image: Annotated[
+        str, Query(max_length=500, pattern=r"^\S*$", description="Default <name>:<version>")
+    ] = "",
+    port: Annotated[int, Query(ge=1, le=65535, description="The model server's port")] = 8080,
+    max_replicas: Annotated[int, Query(ge=0, le=10_000, description="0: 2 x replicas")] = 0,
+    cpu_target: Annotated[int, Query(ge=1, le=100, description="HPA CPU utilization %")] = 70,
+) -> Response:
+    """Kubernetes Deployment, Service and HorizontalPodAutoscaler for this deployment."""
+    objects = service.manifests(
+        session,
+        org_id=principal.org_id,
+        deployment_id=deployment_id,
+        image=image,
+        port=port,
+        max_replicas=max_replicas,
+        cpu_target_percent=cpu_target,
+    )
+    if format == "json":
+        listed = {"apiVersion": "v1", "kind": "List", "items": objects}
+        return Response(orjson.dumps(listed), media_type="application/json")
+    text = yaml.safe_dump_all(objects, sort_keys=False)
+    return Response(text, media_type="application/yaml")
 
 
 @router.post("/{deployment_id}/promote", responses=_TRANSITION)

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from control_api.deployments import repository
+from control_api.deployments.manifests import ManifestInput, k8s_name, render
 from control_api.deployments.schemas import (
     DeploymentCreate,
     DeploymentEventRead,
@@ -27,6 +29,7 @@ from control_api.deployments.schemas import (
     Transition,
 )
 from control_api.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from control_api.models_registry import repository as models
 from control_api.models_registry import service as registry
 from control_api.projects.service import parse_if_match
 from control_api.schemas import Page
@@ -41,6 +44,7 @@ __all__ = [
     "fail",
     "get",
     "list_page",
+    "manifests",
     "promote",
     "rollback",
     "set_traffic",
@@ -211,6 +215,48 @@ def events(session: Session, *, org_id: str, deployment_id: str) -> list[Deploym
     _get(session, org_id=org_id, deployment_id=deployment_id)
     rows = repository.events(session, org_id=org_id, deployment_id=deployment_id)
     return [DeploymentEventRead.model_validate(r) for r in rows]
+
+
+def manifests(
+    session: Session,
+    *,
+    org_id: str,
+    deployment_id: str,
+    image: str,
+    port: int,
+    max_replicas: int,
+    cpu_target_percent: int,
+) -> list[dict[str, Any]]:
+    """Kubernetes objects for the deployment (see :mod:`control_api.deployments.manifests`).
+
+    ``image`` empty means ``<name>:<model version>``; ``max_replicas`` 0 means twice the
+    deployment's replicas.
+    """
+    deployment = _get(session, org_id=org_id, deployment_id=deployment_id)
+    version = models.version_by_id(session, org_id=org_id, version_id=deployment.model_version_id)
+    model = models.model_by_id(session, org_id=org_id, model_id=deployment.model_id)
+    if version is None or model is None:
+        raise NotFound("The deployed model version no longer exists.")
+    item = ManifestInput(
+        deployment_id=deployment.id,
+        name=deployment.name,
+        environment=deployment.environment,
+        endpoint=deployment.endpoint,
+        replicas=deployment.replicas,
+        strategy=deployment.strategy,
+        state=deployment.state,
+        traffic_percent=deployment.traffic_percent,
+        model_id=model.id,
+        model_name=model.name,
+        model_version=version.number,
+        artifact_uri=version.artifact_uri,
+        slot_index=repository.slot_position(session, org_id=org_id, deployment=deployment),
+        image=image or f"{k8s_name(deployment.name)}:{version.number}",
+        port=port,
+        max_replicas=max_replicas or 2 * max(1, deployment.replicas),
+        cpu_target_percent=cpu_target_percent,
+    )
+    return render(item)
 
 
 def promote(

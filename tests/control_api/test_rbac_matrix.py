@@ -68,6 +68,7 @@ ROUTES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("POST", "/v1/deployments/{deployment_id}/rollback"): ("editor", frozenset()),
     ("POST", "/v1/deployments/{deployment_id}/traffic"): ("editor", frozenset()),
     ("POST", "/v1/deployments/{deployment_id}/fail"): ("editor", frozenset()),
+    ("GET", "/v1/deployments/{deployment_id}/manifests"): ("viewer", frozenset({"read"})),
     # reference datasets and monitors (issue 6)
     ("POST", "/v1/references"): ("editor", frozenset()),
     ("GET", "/v1/references"): ("viewer", frozenset({"read"})),
