@@ -168,5 +168,14 @@ def _register_demo() -> None:
 _register_demo()
 
 
+def _register_profile() -> None:
+    from driftline.profile_command import profile
+
+    app.add_typer(profile)
+
+
+_register_profile()
+
+
 if __name__ == "__main__":
     app()

@@ -14,7 +14,13 @@ from driftline.settings import load_settings
 
 def replay_command(
     events: Annotated[Path, typer.Argument(help="Events: Parquet, CSV or NDJSON")],
-    reference: Annotated[Path, typer.Option("--reference", help="Reference data (same formats)")],
+    reference: Annotated[
+        Path,
+        typer.Option(
+            "--reference",
+            help="Reference data (same formats) or a profile from `driftline profile build`",
+        ),
+    ],
     window: Annotated[
         str, typer.Option("--window", help="N rows (e.g. 5000) or a duration (e.g. 1h)")
     ],
@@ -45,6 +51,7 @@ def replay_command(
     from engine.replay import (
         ReplayColumns,
         build_monitor,
+        load_reference,
         read_table,
         replay,
         split_names,
@@ -61,12 +68,19 @@ def replay_command(
         categorical=split_names(categorical),
     )
     events_frame = read_table(events)
-    reference_frame = read_table(reference)
+    reference_data = load_reference(reference)
     spec = window_spec(window)
     if monitor is not None:
         chosen = load_monitors(monitor)[0]
     else:
-        chosen = build_monitor(reference_frame, columns, window=spec, min_samples=min_samples)
+        labels = (
+            events_frame.get_column(label_column)
+            if label_column is not None and label_column in events_frame.columns
+            else None
+        )  # a profile keeps no labels: the task (classes) is read from the events then
+        chosen = build_monitor(
+            reference_data, columns, window=spec, min_samples=min_samples, labels=labels
+        )
     # The durable store first: when it fails nothing after it is written, and the retry of
     # the same window (idempotent in the store) reaches the other sinks exactly once.
     sinks: list[ResultSink] = []

@@ -1,10 +1,11 @@
 """Replay a file of logged predictions through the pipeline: backtesting a monitor.
 
-Reads Parquet, CSV or NDJSON; builds the reference profile from a reference file; streams
-the events through the same :class:`~engine.pipeline.Pipeline` as live traffic, in
-event-time order and in chunks, building columns straight from the file (no JSON round
-trip). Without explicit features, every reference column except the id, timestamp,
-prediction and label columns is a feature, numeric or categorical by dtype.
+Reads Parquet, CSV or NDJSON; builds the reference profile from a reference file (or takes
+one fitted before, the JSON written by ``driftline profile build``); streams the events
+through the same :class:`~engine.pipeline.Pipeline` as live traffic, in event-time order
+and in chunks, building columns straight from the file (no JSON round trip). Without
+explicit features, every reference column except the id, timestamp, prediction and label
+columns is a feature, numeric or categorical by dtype.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import orjson
 import polars as pl
 
 from detectors import ReferenceProfile
@@ -57,15 +59,31 @@ def window_spec(text: str) -> WindowSpec:
     return WindowSpec(kind="tumbling", size=text)
 
 
-def build_monitor(
-    reference: pl.DataFrame,
-    columns: ReplayColumns,
-    *,
-    window: WindowSpec,
-    deployment: str = "replay",
-    min_samples: int = 100,
-) -> Monitor:
-    """A monitor over the reference's features with Driftline's default drift policy."""
+_PROFILE_KEYS = frozenset({"version", "numeric", "categorical", "coarse", "fine"})
+
+
+def load_reference(path: str | Path) -> pl.DataFrame | ReferenceProfile:
+    """A reference: data (Parquet, CSV, NDJSON) or a fitted profile (its JSON, one object)."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        try:
+            data = orjson.loads(path.read_bytes())
+        except orjson.JSONDecodeError:  # more than one line: NDJSON data
+            data = None
+        if isinstance(data, dict) and data.keys() >= _PROFILE_KEYS:
+            return ReferenceProfile.from_dict(data)
+    return read_table(path)
+
+
+def reference_features(
+    reference: pl.DataFrame, columns: ReplayColumns
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The (numeric, categorical) features of a reference dataset.
+
+    The chosen features, or every column except the id, timestamp, prediction and label
+    columns; categorical ones are those named in ``columns.categorical``, else those of a
+    non-numeric dtype (strings, booleans).
+    """
     skip = {columns.id, columns.timestamp, columns.prediction, columns.label} - {None}
     features = columns.features or tuple(c for c in reference.columns if c not in skip)
     missing = [f for f in features if f not in reference.columns]
@@ -76,10 +94,47 @@ def build_monitor(
     else:
         categorical = tuple(f for f in features if not reference.schema[f].is_numeric())
     numeric = tuple(f for f in features if f not in categorical)
-    profile = ReferenceProfile.fit(reference, numeric=numeric, categorical=categorical)
+    return numeric, categorical
+
+
+def fit_reference(reference: pl.DataFrame, columns: ReplayColumns) -> ReferenceProfile:
+    """The reference profile of ``reference`` over its features (:func:`reference_features`)."""
+    numeric, categorical = reference_features(reference, columns)
+    return ReferenceProfile.fit(reference, numeric=numeric, categorical=categorical)
+
+
+def build_monitor(
+    reference: pl.DataFrame | ReferenceProfile,
+    columns: ReplayColumns,
+    *,
+    window: WindowSpec,
+    deployment: str = "replay",
+    min_samples: int = 100,
+    labels: pl.Series | None = None,
+) -> Monitor:
+    """A monitor over the reference's features with Driftline's default drift policy.
+
+    ``reference`` is the data (fitted here) or a profile fitted before, whose features are
+    the monitor's (``columns.features``, when given, must name the same ones). Performance
+    metrics are computed when ``columns.label`` is set: classification or regression is
+    chosen from the reference's label column, or from ``labels`` (the events' label
+    column) when the reference is a profile, which keeps no labels.
+    """
+    if isinstance(reference, ReferenceProfile):
+        profile = reference
+        built = {*profile.numeric, *profile.categorical}
+        if columns.features is not None and set(columns.features) != built:
+            raise ValueError(
+                f"the profile holds the features {sorted(built)}: build it with the "
+                f"features to watch ({sorted(columns.features)})"
+            )
+    else:
+        profile = fit_reference(reference, columns)
+        if columns.label is not None and columns.label in reference.columns:
+            labels = reference.get_column(columns.label)
     performance = None
-    if columns.label is not None and columns.label in reference.columns:
-        performance = _performance(reference.get_column(columns.label))
+    if columns.label is not None and labels is not None:
+        performance = _performance(labels)
     return Monitor(
         deployment=deployment,
         reference=profile,
