@@ -23,7 +23,7 @@ from storage.clickhouse.client import MetricsClient
 
 
 class MonitorSource(Protocol):
-    """Where an organization's monitors come from (a file now, the control plane later)."""
+    """Where an organization's monitors come from (a file, or the control plane)."""
 
     def monitors_for(self, organization: str) -> list[Monitor]:
         """The monitors of ``organization`` (empty when it has none)."""
@@ -99,17 +99,32 @@ class EngineHub:
             self._client.close()
             self._client = None
 
-    def reload(self, organization: str) -> None:
-        """Drop ``organization``'s pipeline after its monitors changed (rebuilt on next use).
+    def organizations(self) -> list[str]:
+        """The organizations whose pipeline is built (the ones a monitor change concerns)."""
+        with self._guard:
+            return list(self._pipelines)
 
-        Open windows are closed and written first, so nothing accepted is lost.
+    def running(self, organization: str) -> list[Monitor]:
+        """The monitors ``organization``'s pipeline runs now (none before it is built)."""
+        with self._guard:
+            pipeline = self._pipelines.get(organization)
+        return pipeline.monitors if pipeline is not None else []
+
+    def reload(self, organization: str) -> None:
+        """Give ``organization``'s pipeline its monitors anew, after they changed.
+
+        The monitors are read under the organization's lock, so concurrent reloads apply
+        in order and never leave an older set in place. Windows of unchanged monitors go
+        on; those of changed or removed monitors are closed and written now
+        (:meth:`Pipeline.reconfigure`), so nothing accepted is lost. An organization
+        without a pipeline yet has nothing to do: it is built from the current monitors.
         """
         with self._guard:
-            pipeline = self._pipelines.pop(organization, None)
+            pipeline = self._pipelines.get(organization)
             lock = self._locks.get(organization)
         if pipeline is not None and lock is not None:
             with lock:
-                pipeline.flush()
+                pipeline.reconfigure(self.monitors.monitors_for(organization))
 
     def _pipeline(self, organization: str) -> tuple[Pipeline, threading.Lock]:
         with self._guard:

@@ -31,6 +31,11 @@ class EngineMetrics:
         self.close_seconds = Histogram(
             "driftline_window_close_seconds", "Time to compute and write a window", registry=r
         )
+        self.discarded = Counter(
+            "driftline_windows_discarded",
+            "Open windows dropped at a restore because their monitor changed since the snapshot",
+            registry=r,
+        )
         self.sink_failures = Counter(
             "driftline_sink_failures", "Result writes that failed and will be retried", registry=r
         )

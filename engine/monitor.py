@@ -32,11 +32,14 @@ distance (numeric, >= 0.1 reference standard deviations) or Jensen-Shannon dista
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -206,6 +209,19 @@ class Monitor(_Model):
         """The reference profile (always present once validated)."""
         assert self.reference is not None
         return self.reference
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A digest of the whole monitor, reference profile included (32 hex characters).
+
+        Two monitors with the same fingerprint window and close events identically, so a
+        window's state built under one can go on under the other; any other change (a
+        threshold, the window, the reference) gives another fingerprint.
+        """
+        spec = self.model_dump(mode="json", exclude={"reference"})
+        body = {"spec": spec, "reference": self.profile.to_dict()}
+        digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+        return digest.hexdigest()[:32]
 
     @property
     def numeric(self) -> tuple[str, ...]:

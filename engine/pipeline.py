@@ -15,9 +15,11 @@ still count.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +44,8 @@ from engine.sinks import ResultSink, WindowListener
 from engine.state import WindowState
 from engine.windows import Watermarks, window_starts
 from storage.errors import StorageError
+
+log = logging.getLogger("driftline.engine")
 
 
 def wall_clock_ms() -> int:
@@ -98,6 +102,11 @@ class Pipeline:
         self._watermarks = Watermarks()
         self._pending: list[WindowResult] = []
         self._closed: list[WindowResult] = []
+
+    @property
+    def monitors(self) -> list[Monitor]:
+        """The monitors this pipeline runs, one per deployment."""
+        return [d.monitor for d in self._deployments.values()]
 
     @property
     def pending(self) -> int:
@@ -168,6 +177,7 @@ class Pipeline:
                 "watermark": self._watermarks.get(partition),
                 "deployments": {
                     name: {
+                        "monitor": d.monitor.fingerprint,
                         "open": [snapshots.state_to_dict(s) for s in d.open.values()],
                         "awaiting": [
                             snapshots.state_to_dict(s) for s in d.awaiting_labels.values()
@@ -185,7 +195,13 @@ class Pipeline:
     def restore(self, partition: int, blob: bytes) -> None:
         """Replace this partition's state with a :meth:`snapshot` taken earlier.
 
-        A deployment of the snapshot that no longer has a monitor is dropped.
+        A deployment of the snapshot that no longer has a monitor is dropped. So are the
+        open windows of a deployment whose monitor changed since the snapshot (another
+        fingerprint): they were built under the old monitor (its reference bins, its
+        window) and cannot go on under the new one; they are counted in
+        ``driftline_windows_discarded`` and logged. A running worker closes and writes
+        them at the change (:meth:`reconfigure`), so this happens only when the change
+        reached the snapshot's owner too late (it was down, or the partition moved).
         """
         data = snapshots.decode(blob)
         if data["watermark"] is not None:
@@ -196,6 +212,9 @@ class Pipeline:
                 continue
             deployment.partition = partition
             monitor = deployment.monitor
+            if saved.get("monitor", monitor.fingerprint) != monitor.fingerprint:
+                self._discard(name, saved)
+                continue
             deployment.open = {
                 int(s["start_ms"]): snapshots.state_from_dict(monitor, s) for s in saved["open"]
             }
@@ -213,15 +232,65 @@ class Pipeline:
 
     def flush(self) -> list[WindowResult]:
         """Close every open window now (end of a replay, shutdown) and write the results."""
+        return self._flush(list(self._deployments.values()), cut=False)
+
+    def reconfigure(self, monitors: Sequence[Monitor]) -> list[WindowResult]:
+        """Run ``monitors`` from now on; answer the windows this closed.
+
+        A deployment whose monitor is unchanged (same :attr:`Monitor.fingerprint`) keeps
+        everything: open windows, windows waiting for labels, dedup memory. A deployment
+        whose monitor changed or was removed has its open windows closed now, with what
+        they hold, and written (as :meth:`flush` does: windows waiting for late labels
+        are finished too), because their state was built under the old monitor and
+        cannot go on under the new one. Such a window is written under a key of its own
+        (:attr:`WindowResult.cut`): the deployment's next events open new windows under
+        the new monitor, possibly with the same bounds, and both parts are stored, each
+        event in exactly one. A new deployment starts empty.
+        """
+        wanted = {m.deployment: m for m in monitors}
+        changed = [
+            d
+            for name, d in self._deployments.items()
+            if name not in wanted or wanted[name].fingerprint != d.monitor.fingerprint
+        ]
+        closed = self._flush(changed, cut=True)
+        kept: dict[str, _Deployment] = {}
+        for name, monitor in wanted.items():
+            old = self._deployments.get(name)
+            if old is not None and old.monitor.fingerprint == monitor.fingerprint:
+                kept[name] = old
+            elif old is not None:  # the dedup memory does not depend on the monitor
+                kept[name] = _Deployment(monitor, partition=old.partition, seen=old.seen)
+            else:
+                kept[name] = _Deployment(monitor)
+        self._deployments = kept
+        self._schemas = {m.deployment: FeatureSchema(m.numeric, m.categorical) for m in monitors}
+        return closed
+
+    def _flush(self, deployments: Sequence[_Deployment], *, cut: bool) -> list[WindowResult]:
         self._closed = []
-        for deployment in self._deployments.values():
+        for deployment in deployments:
+            mark = deployment.monitor.fingerprint[:12] if cut else ""
             for start in sorted(deployment.open):
-                self._close(deployment, deployment.open.pop(start), final=True)
+                self._close(deployment, deployment.open.pop(start), final=True, cut=mark)
             for start in sorted(deployment.awaiting_labels):
-                self._finish_labels(deployment, deployment.awaiting_labels.pop(start))
+                state = deployment.awaiting_labels.pop(start)
+                self._finish_labels(deployment, state, cut=mark)
         self._drain()
         closed, self._closed = self._closed, []
         return closed
+
+    def _discard(self, name: str, saved: dict[str, Any]) -> None:
+        windows = len(saved["open"]) + len(saved["awaiting"])
+        events = sum(int(s["events"]) for s in (*saved["open"], *saved["awaiting"]))
+        self.metrics.discarded.inc(windows)
+        log.warning(
+            "restore: %d open windows (%d events) of deployment %s discarded: its monitor "
+            "changed since the snapshot",
+            windows,
+            events,
+            name,
+        )
 
     # -- predictions ------------------------------------------------------------------
 
@@ -401,13 +470,16 @@ class Pipeline:
                     del deployment.awaiting_labels[start]
                     self._finish_labels(deployment, state)
 
-    def _close(self, deployment: _Deployment, state: WindowState, *, final: bool) -> None:
+    def _close(
+        self, deployment: _Deployment, state: WindowState, *, final: bool, cut: str = ""
+    ) -> None:
         monitor = deployment.monitor
         waits = monitor.performance is not None and monitor.performance.label_horizon_ms > 0
         with self.metrics.close_seconds.time():
             result = close_window(
                 state, monitor, organization=self.organization, with_performance=not waits
             )
+        result = replace(result, cut=cut) if cut else result
         outcome = (
             "insufficient" if result.insufficient else "drift" if result.drifted_features else "ok"
         )
@@ -418,10 +490,10 @@ class Pipeline:
             return
         self._forget_requests(deployment, state)
         if waits:
-            self._finish_labels(deployment, state, forget=False)
+            self._finish_labels(deployment, state, forget=False, cut=cut)
 
     def _finish_labels(
-        self, deployment: _Deployment, state: WindowState, *, forget: bool = True
+        self, deployment: _Deployment, state: WindowState, *, forget: bool = True, cut: str = ""
     ) -> WindowResult:
         """The second phase of a window: its performance, once the label horizon passed."""
         if forget:
@@ -429,7 +501,7 @@ class Pipeline:
         base = close_window(
             state, deployment.monitor, organization=self.organization, with_performance=False
         )
-        result = replace(base, performance=performance_rows(state), phase="labels")
+        result = replace(base, performance=performance_rows(state), phase="labels", cut=cut)
         self._emit(result)
         return result
 

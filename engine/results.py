@@ -68,11 +68,19 @@ class WindowResult:
     performance: tuple[tuple[str, float, int], ...] = ()
     resources: dict[str, float] = field(default_factory=dict)
     phase: Literal["window", "labels"] = "window"
+    cut: str = ""  # set on a window closed early because its monitor changed (see key)
 
     @property
     def key(self) -> str:
-        """Stable identity of the window, used to make its writes idempotent."""
-        return f"{self.deployment}/{self.start_ms}/{self.end_ms}"
+        """Stable identity of the window, used to make its writes idempotent.
+
+        A window closed early at a monitor change (``cut``, a prefix of the old monitor's
+        fingerprint) has a key of its own: the events after the change fill a new window
+        with the same bounds under the new monitor, whose write must not be taken for a
+        retry of this one.
+        """
+        base = f"{self.deployment}/{self.start_ms}/{self.end_ms}"
+        return f"{base}/cut-{self.cut}" if self.cut else base
 
     @property
     def drifted_features(self) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from engine.monitor import Monitor
 from engine.pipeline import IngestReport, Pipeline
 
 __all__ = ["BatchOutcome", "Checkpoint", "CheckpointError", "PartitionRunner"]
@@ -115,6 +116,21 @@ class PartitionRunner:
     def forget(self, partition: int) -> None:
         """Drop what this runner holds for ``partition`` (it will restore from the store)."""
         self._live.pop(partition, None)
+
+    def partitions(self) -> list[int]:
+        """The partitions this runner holds a pipeline for."""
+        return sorted(self._live)
+
+    def reconfigure(self, partition: int, monitors: Sequence[Monitor]) -> Checkpoint:
+        """Run ``monitors`` in ``partition``'s pipeline (:meth:`Pipeline.reconfigure`).
+
+        Answers the checkpoint to store: the same offset (no event was read), the new
+        state. Until it is stored, a restore would bring back the old state, whose windows
+        of changed monitors are then discarded (:meth:`Pipeline.restore`).
+        """
+        pipeline, last = self._live[partition]
+        pipeline.reconfigure(monitors)
+        return Checkpoint(offset=last, snapshot=pipeline.snapshot(partition))
 
     def _current(self, partition: int, stored: Checkpoint | None) -> tuple[Pipeline, int]:
         stored_offset = stored.offset if stored is not None else -1

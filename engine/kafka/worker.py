@@ -30,6 +30,14 @@ changelog record inside the body orders checkpoint before ack before commit.
 A failure anywhere in steps 1-4 stops the process at once (:func:`fail_stop`): unwinding
 would let ``take_events`` ack the batch and a later commit skip events whose effect was
 never stored. A restarted worker resumes from the last checkpoint.
+
+Monitors can change while the worker runs (:meth:`KafkaWorker.set_monitors`, called by the
+control plane's watch in ``driftline worker``): between two batches, each assigned
+partition's pipeline is reconfigured (windows of changed monitors closed and written,
+the others kept) and its checkpoint stored at the same offset, under the same lock as a
+batch. A checkpoint that still holds an older monitor's windows when it is restored (the
+change reached its owner too late) has those windows dropped and counted, never restored
+into the new monitor (:meth:`engine.pipeline.Pipeline.restore`).
 """
 
 from __future__ import annotations
@@ -129,11 +137,15 @@ class KafkaWorker:
         self._collected = CollectingDeadLetters()
         self._store_dead_letters = store_dead_letters
         self._on_fatal = on_fatal
+        self._monitors = list(monitors)
+        self._lock = asyncio.Lock()  # one batch or one monitor change at a time
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._applying: set[asyncio.Future[None]] = set()
 
         def new_pipeline() -> Pipeline:
             return Pipeline(
                 organization=config.organization,
-                monitors=monitors,
+                monitors=self._monitors,
                 sink=sink,
                 dead_letters=self._collected,
                 listener=listener,
@@ -193,10 +205,54 @@ class KafkaWorker:
                 f"for {config.partitions}: they must agree (the snapshot table follows them)"
             )
 
+    @property
+    def monitors(self) -> list[Monitor]:
+        """The monitors the worker runs now (a new partition pipeline starts with them)."""
+        return list(self._monitors)
+
+    def set_monitors(self, monitors: Sequence[Monitor]) -> None:
+        """Run ``monitors`` from now on; callable from any thread.
+
+        Pipelines built from now on use them at once. The running worker then gives them
+        to every partition it holds, between two batches (:meth:`apply_monitors`).
+        """
+        self._monitors = list(monitors)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._start_apply)
+
+    def _start_apply(self) -> None:
+        task = asyncio.ensure_future(self.apply_monitors())
+        self._applying.add(task)  # a task nobody references may be collected mid-way
+        task.add_done_callback(self._applying.discard)
+
+    async def apply_monitors(self) -> None:
+        """Reconfigure every assigned partition's pipeline and store its checkpoint.
+
+        Windows of changed monitors are closed and written (:meth:`Pipeline.reconfigure`);
+        the checkpoint keeps the partition's offset and is awaited like a batch's, so a
+        worker restarted or a partition moved afterwards resumes from the new state.
+        Partitions no longer assigned are forgotten, never written.
+        """
+        async with self._lock:
+            try:
+                assigned = self.app.consumer.assignment()
+                for partition in self._runner.partitions():
+                    if TP(self.config.topic, partition) not in assigned:
+                        self._runner.forget(partition)
+                        continue
+                    checkpoint = self._runner.reconfigure(partition, self._monitors)
+                    await self._send_dead_letters(self._collected.drain())
+                    await self._store(partition, checkpoint)
+                    log.info("partition %d now runs %d monitors", partition, len(self._monitors))
+            except BaseException as error:  # fail-stop, as for a batch
+                self._on_fatal(error)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Create the topics, start consuming, and stop cleanly once ``stop`` is set."""
         await self.ensure_topics()
         await self.app.start()
+        self._loop = asyncio.get_running_loop()  # from now on, monitor changes are applied
         try:
             waiters = {
                 asyncio.ensure_future(stop.wait()),
@@ -206,26 +262,30 @@ class KafkaWorker:
             for task in pending:
                 task.cancel()
         finally:
+            self._loop = None
             await self.app.stop()
         if self.app.crash_reason is not None:
             raise RuntimeError("the faust app crashed") from self.app.crash_reason
 
     async def handle(self, events: Sequence[EventT[bytes]]) -> None:
         """Process one batch from the stream (possibly several partitions), durably."""
-        try:
-            assigned = self.app.consumer.assignment()
-            for partition, records in _by_partition(events):
-                if TP(self.config.topic, partition) not in assigned:
-                    # Revoked while buffered: the new owner resumes from the checkpoint.
-                    self._runner.forget(partition)
-                    log.info(
-                        "partition %d revoked: %d buffered events left", partition, len(records)
-                    )
-                    continue
-                outcome = await self._process(partition, records)
-                log.info("batch %s", _describe(outcome))
-        except BaseException as error:  # fail-stop, see the module docstring
-            self._on_fatal(error)
+        async with self._lock:
+            try:
+                assigned = self.app.consumer.assignment()
+                for partition, records in _by_partition(events):
+                    if TP(self.config.topic, partition) not in assigned:
+                        # Revoked while buffered: the new owner resumes from the checkpoint.
+                        self._runner.forget(partition)
+                        log.info(
+                            "partition %d revoked: %d buffered events left",
+                            partition,
+                            len(records),
+                        )
+                        continue
+                    outcome = await self._process(partition, records)
+                    log.info("batch %s", _describe(outcome))
+            except BaseException as error:  # fail-stop, see the module docstring
+                self._on_fatal(error)
 
     def stored(self, partition: int) -> Checkpoint | None:
         """The checkpoint the snapshot table holds for ``partition``."""
@@ -236,10 +296,13 @@ class KafkaWorker:
         outcome = self._runner.process(partition, records, self.stored(partition))
         await self._send_dead_letters(self._collected.drain())
         if outcome.checkpoint is not None:
-            blob = outcome.checkpoint.encode()
-            self._table.data[partition] = blob
-            await self._table.send_changelog(partition, partition, blob)
+            await self._store(partition, outcome.checkpoint)
         return outcome
+
+    async def _store(self, partition: int, checkpoint: Checkpoint) -> None:
+        blob = checkpoint.encode()
+        self._table.data[partition] = blob
+        await self._table.send_changelog(partition, partition, blob)
 
     async def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
         if not letters:
