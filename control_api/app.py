@@ -23,6 +23,8 @@ from control_api.auth.passwords import PasswordHasher
 from control_api.auth.router import router as auth_router
 from control_api.auth.tokens import TokenCodec
 from control_api.context import ApiContext
+from control_api.deployment_webhooks.delivery import WebhookDrain
+from control_api.deployment_webhooks.router import router as deployment_webhooks_router
 from control_api.deployments.router import router as deployments_router
 from control_api.errors import Problem, install_error_handlers
 from control_api.health import router as health_router
@@ -37,7 +39,7 @@ from control_api.projects.router import router as projects_router
 from control_api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from control_api.references.router import router as references_router
 from control_api.references.store import object_store
-from control_api.runtime import ControlPlaneMonitors, DeliveryLoop, alert_listener
+from control_api.runtime import AlertDrain, ControlPlaneMonitors, DeliveryLoop, alert_listener
 from control_api.users.router import router as users_router
 from driftline import __version__
 from driftline.settings import Settings
@@ -103,7 +105,10 @@ def _build_context(settings: Settings) -> ApiContext:
         ctx.closers.append(ctx.engine_hub.close)
     # the outbox is written by whichever process evaluates the rules (the embedded engine or
     # the Kafka workers); the API delivers it in every mode
-    ctx.delivery = DeliveryLoop(ctx.sessions, interval_seconds=settings.alert_delivery_seconds)
+    ctx.delivery = DeliveryLoop(
+        (AlertDrain(ctx.sessions), WebhookDrain(ctx.sessions)),
+        interval_seconds=settings.alert_delivery_seconds,
+    )
     return ctx
 
 
@@ -162,6 +167,7 @@ def create_app(settings: Settings) -> FastAPI:
         ingest_router,
         models_router,
         deployments_router,
+        deployment_webhooks_router,
         references_router,
         monitors_router,
         metrics_router,

@@ -62,6 +62,7 @@ class Permission(StrEnum):
     ALERTS_READ = "alerts:read"
     ALERTS_WRITE = "alerts:write"
     CHANNELS_MANAGE = "channels:manage"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 _REGISTRY_READ = frozenset(
@@ -103,6 +104,10 @@ _ALERT_GRANTS: dict[Role, frozenset[Permission]] = {
 }
 for _role, _granted in _ALERT_GRANTS.items():
     _GRANTS[_role] = _GRANTS[_role] | _granted
+
+# deployment webhooks (issue 6): admins manage the subscriptions and read their delivery
+# log, like alert channels; reading the subscriptions (never their secrets) is a deployment read
+_GRANTS[Role.ADMIN] = _GRANTS[Role.ADMIN] | {Permission.WEBHOOKS_MANAGE}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     role: frozenset().union(*(_GRANTS[r] for r in Role if r <= role)) for role in Role

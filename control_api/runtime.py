@@ -5,17 +5,19 @@
   a deployment configured in both uses the control plane's.
 * :func:`alert_listener`: the alert evaluator of one organization, told of every closed
   window after its results are durable.
-* :class:`DeliveryLoop`: a background thread draining every organization's notification
-  outbox (retries, grouping, silences and inhibition live in
-  :class:`engine.alerts.delivery.Deliverer`).
+* :class:`DeliveryLoop`: a background thread draining every organization's outboxes: alert
+  notifications (:class:`AlertDrain`; retries, grouping, silences and inhibition live in
+  :class:`engine.alerts.delivery.Deliverer`) and deployment webhooks
+  (:class:`control_api.deployment_webhooks.delivery.WebhookDrain`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 from sqlalchemy import select
@@ -78,11 +80,44 @@ def alert_listener(
     return make
 
 
+class Drain(Protocol):
+    """One outbox: a pass over every organization's due messages, sent with ``client``."""
+
+    def __call__(self, client: httpx.Client) -> int:
+        """Deliver what is due; the number of messages sent."""
+        ...
+
+
 @dataclass
-class DeliveryLoop:
-    """Drains the outbox of every organization with pending notifications, every interval."""
+class AlertDrain:
+    """Every organization's alert notification outbox (see :class:`Deliverer`)."""
 
     sessions: sessionmaker[Session]
+
+    def __call__(self, client: httpx.Client) -> int:
+        """One pass over every organization with pending rows; messages sent."""
+        with self.sessions() as session, unscoped(session):
+            organizations = session.scalars(
+                select(AlertOutbox.org_id).where(AlertOutbox.delivery == "pending").distinct()
+            ).all()
+
+        def notifier_for(channel: AlertChannel) -> Notifier:
+            return build_notifier(channel.kind, channel.config, channel.secrets, client=client)
+
+        sent = 0
+        for organization in organizations:
+            report = Deliverer(
+                sessions=self.sessions, organization=organization, notifier_for=notifier_for
+            ).run_once()
+            sent += report.sent
+        return sent
+
+
+@dataclass
+class DeliveryLoop:
+    """Drains each outbox (alert notifications, deployment webhooks) every interval."""
+
+    drains: Sequence[Drain]
     interval_seconds: float = 2.0
     timeout_seconds: float = 10.0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -90,7 +125,7 @@ class DeliveryLoop:
 
     def start(self) -> None:
         """Run in a daemon thread until :meth:`stop`."""
-        self._thread = threading.Thread(target=self._run, name="alert-delivery", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="outbox-delivery", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -100,27 +135,15 @@ class DeliveryLoop:
             self._thread.join(timeout=self.timeout_seconds + self.interval_seconds)
 
     def run_once(self) -> int:
-        """One pass over every organization with pending rows; returns messages sent."""
-        with self.sessions() as session, unscoped(session):
-            organizations = session.scalars(
-                select(AlertOutbox.org_id).where(AlertOutbox.delivery == "pending").distinct()
-            ).all()
-        sent = 0
+        """One pass over every outbox; returns messages sent (a failing drain raises)."""
         with httpx.Client(timeout=self.timeout_seconds) as client:
-
-            def notifier_for(channel: AlertChannel) -> Notifier:
-                return build_notifier(channel.kind, channel.config, channel.secrets, client=client)
-
-            for organization in organizations:
-                report = Deliverer(
-                    sessions=self.sessions, organization=organization, notifier_for=notifier_for
-                ).run_once()
-                sent += report.sent
-        return sent
+            return sum(drain(client) for drain in self.drains)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_seconds):
-            try:
-                self.run_once()
-            except Exception:  # a delivery pass must never end the loop; rows stay pending
-                log.exception("alert delivery pass failed; retrying next interval")
+            with httpx.Client(timeout=self.timeout_seconds) as client:
+                for drain in self.drains:
+                    try:
+                        drain(client)
+                    except Exception:  # a pass must never end the loop; rows stay pending
+                        log.exception("outbox delivery pass failed; retrying next interval")

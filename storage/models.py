@@ -43,6 +43,9 @@ __all__ = [
     "Base",
     "Deployment",
     "DeploymentEvent",
+    "DeploymentWebhook",
+    "DeploymentWebhookDelivery",
+    "DeploymentWebhookOutbox",
     "Experiment",
     "Membership",
     "ModelAlias",
@@ -655,3 +658,78 @@ class RunLatestMetric(TenantScoped, Base):
     step: Mapped[int] = mapped_column(BigInteger)
     timestamp: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float] = mapped_column(Float)
+
+# --- deployment webhooks (issue 6): subscriptions, their outbox and delivery log ------------
+
+
+class DeploymentWebhook(TenantScoped, Base):
+    """A CD system's subscription to deployment transitions, signed the Standard Webhooks way.
+
+    ``deployment_id`` set: only that deployment's transitions; ``events`` (actions such as
+    ``promoted``) empty: every action. ``secrets`` holds ``signing_secrets`` (one, or two
+    while rotating), write-only in the API.
+    """
+
+    __tablename__ = "deployment_webhooks"
+    __table_args__ = (UniqueConstraint("org_id", "name", name="uq_deployment_webhooks_org_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(2000))
+    deployment_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("deployments.id", ondelete="CASCADE"), index=True, default=None
+    )
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    secrets: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class DeploymentWebhookOutbox(TenantScoped, Base):
+    """One transition to send to one subscription, written in the transition's transaction.
+
+    ``delivery`` is pending, delivered or dead; the row's ``id`` is the message's
+    ``webhook-id`` on every attempt. ``payload`` is the event as it was at the transition.
+    """
+
+    __tablename__ = "deployment_webhook_outbox"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id", name="uq_deployment_webhook_outbox_event"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    webhook_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("deployment_webhooks.id", ondelete="CASCADE"), index=True
+    )
+    event_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("deployment_events.id", ondelete="CASCADE")
+    )
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    delivery: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class DeploymentWebhookDelivery(TenantScoped, Base):
+    """One delivery attempt of one deployment webhook message: the delivery log."""
+
+    __tablename__ = "deployment_webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
+    webhook_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("deployment_webhooks.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[str] = mapped_column(String(36))
+    event_type: Mapped[str] = mapped_column(String(64))
+    deployment_id: Mapped[str] = mapped_column(String(36))
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

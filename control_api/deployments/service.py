@@ -7,7 +7,8 @@ applied with a compare-and-update, so of two operators promoting at once one win
 other gets 412. Deployments with the same name and environment form a slot: promoting one
 supersedes the slot's active deployment (also with a compare-and-update, so two different
 candidates cannot both become active), and rolling back an active deployment brings the
-one it superseded back as a new active deployment of that version.
+one it superseded back as a new active deployment of that version. Each transition also
+goes to the subscribed webhooks' outbox in its transaction (:mod:`control_api.deployment_webhooks`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from control_api.deployment_webhooks import outbox as webhooks
 from control_api.deployments import repository
 from control_api.deployments.manifests import ManifestInput, k8s_name, render
 from control_api.deployments.schemas import (
@@ -89,20 +91,20 @@ def _audit(
     actor: str,
     reason: str,
 ) -> None:
-    session.add(
-        DeploymentEvent(
-            id=str(uuid.uuid4()),
-            org_id=deployment.org_id,
-            deployment_id=deployment.id,
-            action=action,
-            from_state=from_state,
-            to_state=to_state,
-            traffic_percent=traffic,
-            actor=actor,
-            reason=reason,
-            created_at=datetime.now(UTC),
-        )
+    event = DeploymentEvent(
+        id=str(uuid.uuid4()),
+        org_id=deployment.org_id,
+        deployment_id=deployment.id,
+        action=action,
+        from_state=from_state,
+        to_state=to_state,
+        traffic_percent=traffic,
+        actor=actor,
+        reason=reason,
+        created_at=datetime.now(UTC),
     )
+    session.add(event)
+    webhooks.enqueue(session, event, deployment)  # committed with the transition, or not at all
 
 
 def _move(

@@ -82,6 +82,26 @@ class RetryPolicy:
         delay *= 1 + self.jitter * (2 * rng.random() - 1)
         return max(delay, retry_after_s or 0)
 
+    def next_attempt_at(
+        self,
+        attempt: int,
+        error: NotifyError,
+        *,
+        since: datetime,
+        now: datetime,
+        rng: random.Random,
+    ) -> datetime | None:
+        """When to try again after failed attempt ``attempt``, or ``None``: the message is dead.
+
+        Dead: a permanent failure, ``max_attempts`` reached, or the next attempt would come
+        more than ``deadline_s`` after ``since`` (when the message was written).
+        """
+        retry_at = now + timedelta(seconds=self.delay_s(attempt, rng, error.retry_after_s))
+        late = retry_at > since + timedelta(seconds=self.deadline_s)
+        if not error.retryable or attempt >= self.max_attempts or late:
+            return None
+        return retry_at
+
 
 @dataclass
 class DeliveryReport:
@@ -275,16 +295,15 @@ class Deliverer:
         report: DeliveryReport,
     ) -> None:
         oldest = min(aware(r.created_at) for r in rows)
-        delay = self.retry.delay_s(attempt, self.rng, error.retry_after_s)
-        late = now + timedelta(seconds=delay) > oldest + timedelta(seconds=self.retry.deadline_s)
-        dead = not error.retryable or attempt >= self.retry.max_attempts or late
+        retry_at = self.retry.next_attempt_at(attempt, error, since=oldest, now=now, rng=self.rng)
+        dead = retry_at is None
         for row in rows:
             row.attempts, row.last_status_code = attempt, error.status_code
             row.last_error = str(error)[:2000]
             if dead:
                 self._finish(row, "dead", now)
             else:
-                row.next_attempt_at = now + timedelta(seconds=delay)
+                row.next_attempt_at = retry_at
         outcome = "dead" if dead else "retry"
         session.add(
             _attempt(

@@ -69,6 +69,12 @@ ROUTES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("POST", "/v1/deployments/{deployment_id}/traffic"): ("editor", frozenset()),
     ("POST", "/v1/deployments/{deployment_id}/fail"): ("editor", frozenset()),
     ("GET", "/v1/deployments/{deployment_id}/manifests"): ("viewer", frozenset({"read"})),
+    ("POST", "/v1/deployment-webhooks"): ("admin", frozenset()),
+    ("GET", "/v1/deployment-webhooks"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/deployment-webhooks/{webhook_id}"): ("viewer", frozenset({"read"})),
+    ("PATCH", "/v1/deployment-webhooks/{webhook_id}"): ("admin", frozenset()),
+    ("DELETE", "/v1/deployment-webhooks/{webhook_id}"): ("admin", frozenset()),
+    ("GET", "/v1/deployment-webhooks/{webhook_id}/deliveries"): ("admin", frozenset()),
     # reference datasets and monitors (issue 6)
     ("POST", "/v1/references"): ("editor", frozenset()),
     ("GET", "/v1/references"): ("viewer", frozenset({"read"})),
@@ -115,6 +121,7 @@ ISSUE_6_PATH_PARAMS = {
     "deployment_id": "d",
     "reference_id": "r",
     "monitor_id": "x",
+    "webhook_id": "w",
 }
 # path parameters of the alerting routes (issue 7)
 ISSUE_7_PATH_PARAMS = {"rule_id": "r", "channel_id": "c", "silence_id": "s", "alert_id": "a"}

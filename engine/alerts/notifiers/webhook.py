@@ -15,13 +15,14 @@ import hmac
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import orjson
 
 from engine.alerts.notifiers.base import Notification, post_json
 
-__all__ = ["WebhookNotifier", "sign"]
+__all__ = ["WebhookNotifier", "sign", "signed_message"]
 
 
 def _key(secret: str) -> bytes:
@@ -45,6 +46,20 @@ def sign(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> st
     return " ".join(parts)
 
 
+def signed_message(
+    secrets: Sequence[str], msg_id: str, event_type: str, data: dict[str, Any], timestamp: int
+) -> tuple[bytes, dict[str, str]]:
+    """The body ``{"type", "timestamp", "data"}`` and its Standard Webhooks headers.
+
+    Without secrets the message goes unsigned (no ``webhook-signature``).
+    """
+    body = orjson.dumps({"type": event_type, "timestamp": timestamp, "data": data})
+    headers = {"webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
+    if secrets:
+        headers["webhook-signature"] = sign(secrets, msg_id, timestamp, body)
+    return body, headers
+
+
 @dataclass
 class WebhookNotifier:
     """POSTs ``{"type", "timestamp", "data"}`` JSON signed with every active secret."""
@@ -56,15 +71,11 @@ class WebhookNotifier:
 
     def send(self, notification: Notification) -> int | None:
         """Deliver the signed message; see :func:`post_json` for the failure classes."""
-        stamp = int(self.clock())
-        body = orjson.dumps(
-            {
-                "type": f"alert.{notification.status}",
-                "timestamp": stamp,
-                "data": notification.as_json(),
-            }
+        body, headers = signed_message(
+            self.secrets,
+            notification.id,
+            f"alert.{notification.status}",
+            notification.as_json(),
+            int(self.clock()),
         )
-        headers = {"webhook-id": notification.id, "webhook-timestamp": str(stamp)}
-        if self.secrets:
-            headers["webhook-signature"] = sign(self.secrets, notification.id, stamp, body)
         return post_json(self.client, self.url, body, headers)

@@ -1,0 +1,1 @@
+"""Deployment webhooks: every deployment transition, signed and delivered to CD systems."""
