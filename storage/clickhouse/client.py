@@ -198,11 +198,16 @@ class MetricsClient:
         acknowledged and dropped, including in the materialized views fed by the table
         (``deduplicate_blocks_in_dependent_materialized_views``). A retry after a timeout
         or a crash therefore leaves no duplicate, as long as it reuses the token.
+
+        ``optimize_on_insert = 0``: the roll-ups' views already aggregate each block by its
+        key, so merging the block's rows again on insert (the default) would only cost time;
+        every reader aggregates with ``GROUP BY`` whatever the merges have done.
         """
         settings = {
             "insert_deduplicate": 1,
             "insert_deduplication_token": dedup_token,
             "deduplicate_blocks_in_dependent_materialized_views": 1,
+            "optimize_on_insert": 0,
         }
         _with_retry(self._retry, lambda: self._raw.insert_arrow(table, data, settings=settings))
 

@@ -98,9 +98,9 @@ FROM drift_results WHERE {_where("window_start")} {_DRIFT_FILTER} {_DRIFT_GROUP}
         level: f"""
 SELECT {_BUCKET.format(time=level)} AS bucket, feature, statistic,
        sum(windows) AS windows, sum(drifted_windows) AS drifted_windows,
-       avgMerge(value_avg) AS value_avg, max(value_max) AS value_max,
+       sum(value_sum) / sum(r.windows) AS value_avg, max(value_max) AS value_max,
        min(p_value_min) AS p_value_min
-FROM drift_rollup_{level} WHERE {_where(level)} {_DRIFT_FILTER} {_DRIFT_GROUP}"""
+FROM drift_rollup_{level} AS r WHERE {_where(level)} {_DRIFT_FILTER} {_DRIFT_GROUP}"""
         for level in ("hour", "day")
     },
 }
@@ -110,7 +110,7 @@ _WINDOW_SQL = {
 SELECT {_BUCKET.format(time="window_start")} AS bucket,
        toUInt64(count()) AS windows, sum(event_count) AS events, sum(error_count) AS errors,
        if(events = 0, 0, errors / events) AS error_rate,
-       avgWeighted(latency_p50_ms, event_count) AS latency_p50_avg,
+       sum(latency_p50_ms * event_count) / sum(event_count) AS latency_p50_avg,
        max(latency_p99_ms) AS latency_p99_max
 FROM window_aggregates WHERE {_where("window_start")} GROUP BY bucket ORDER BY bucket""",
     **{
@@ -118,9 +118,9 @@ FROM window_aggregates WHERE {_where("window_start")} GROUP BY bucket ORDER BY b
 SELECT {_BUCKET.format(time=level)} AS bucket,
        sum(windows) AS windows, sum(events) AS events, sum(errors) AS errors,
        if(events = 0, 0, errors / events) AS error_rate,
-       avgWeightedMerge(latency_p50_avg) AS latency_p50_avg,
+       sum(latency_p50_weighted) / sum(r.events) AS latency_p50_avg,
        max(latency_p99_max) AS latency_p99_max
-FROM window_rollup_{level} WHERE {_where(level)} GROUP BY bucket ORDER BY bucket"""
+FROM window_rollup_{level} AS r WHERE {_where(level)} GROUP BY bucket ORDER BY bucket"""
         for level in ("hour", "day")
     },
 }

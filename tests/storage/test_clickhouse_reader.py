@@ -278,3 +278,36 @@ def test_naive_datetimes_mean_utc(loaded):
     )
     table = reader.drift_series(loaded, organization=ORG, deployment="dep-1", time_range=naive)
     assert table.num_rows == 6
+
+
+def test_latency_is_weighted_by_events_without_truncation(metrics):
+    """p50 over windows = sum(p50 x events) / sum(events), raw and rolled up alike.
+
+    ClickHouse's ``avgWeighted(Float64, UInt64)`` truncates the values to integers (3.9 -> 3);
+    the reads must not use it.
+    """
+    starts = np.datetime64(T0.replace(tzinfo=None), "ms") + np.arange(2) * np.timedelta64(5, "m")
+    write_batch(
+        metrics,
+        MetricsTable.WINDOW_AGGREGATES,
+        organization=ORG,
+        batch_id="frac",
+        columns={
+            "deployment": np.array(["dep-w"] * 2, dtype=object),
+            "window_start": starts,
+            "window_end": starts + np.timedelta64(5, "m"),
+            "event_count": np.array([30, 10], np.uint64),
+            "error_count": np.zeros(2, np.uint64),
+            "latency_p50_ms": np.array([3.9, 1.5]),
+            "latency_p90_ms": np.full(2, 5.0),
+            "latency_p99_ms": np.full(2, 9.0),
+            "prediction_mean": np.zeros(2),
+            "prediction_std": np.ones(2),
+        },
+    )
+    want = (3.9 * 30 + 1.5 * 10) / 40
+    for rollups in (True, False):
+        table = reader.window_series(
+            metrics, organization=ORG, deployment="dep-w", time_range=DAY, use_rollups=rollups
+        )
+        assert table.column("latency_p50_avg").to_pylist() == [pytest.approx(want, rel=1e-12)]

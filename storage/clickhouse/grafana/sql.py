@@ -102,13 +102,13 @@ WINDOWS = Source(
         "errors": ("sum(error_count)", "sum(errors)"),
         "late": ("sum(late_count)", "sum(late)"),
         "latency_p50": (
-            "avgWeighted(latency_p50_ms, event_count)",
-            "avgWeightedMerge(latency_p50_avg)",
+            "sum(latency_p50_ms * event_count) / sum(event_count)",
+            "sum(latency_p50_weighted) / sum(r.events)",
         ),
         "latency_p99_max": ("max(latency_p99_ms)", "max(latency_p99_max)"),
         "prediction_mean": (
-            "avgWeighted(prediction_mean, event_count)",
-            "avgWeightedMerge(prediction_mean_avg)",
+            "sum(prediction_mean * event_count) / sum(event_count)",
+            "sum(prediction_mean_weighted) / sum(r.events)",
         ),
     },
 )
@@ -120,7 +120,7 @@ DRIFT = Source(
     {
         "windows": ("toUInt64(count())", "sum(windows)"),
         "drifted_windows": ("toUInt64(countIf(drifted))", "sum(drifted_windows)"),
-        "value_avg": ("avg(value)", "avgMerge(value_avg)"),
+        "value_avg": ("avg(value)", "sum(value_sum) / sum(r.windows)"),
         "value_max": ("max(value)", "max(value_max)"),
         "p_value_min": ("min(p_value)", "min(p_value_min)"),
         # features with at least one drifted window in the bucket
@@ -158,11 +158,12 @@ class GatedQuery:
         def fill(text: str) -> str:
             return _PLACEHOLDER.sub(lambda m: exprs[m.group(1)], text)
 
+        alias = "" if level == "raw" else " AS r"  # roll-up measures name columns as r.x
         where = " AND ".join(
             part for part in (ORG_FILTER, self.source.time_filter(level), fill(self.where)) if part
         )
         return (
-            f"SELECT {fill(self.select)}\nFROM {self.source.table(level)}\n"
+            f"SELECT {fill(self.select)}\nFROM {self.source.table(level)}{alias}\n"
             f"WHERE {where}\nGROUP BY {fill(self.group_by)}"
         )
 

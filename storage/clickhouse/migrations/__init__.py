@@ -11,6 +11,8 @@ from storage.clickhouse.migrations import (
     m0001_metrics_tables,
     m0002_rollups,
     m0003_minute_rollups,
+    m0004_lean_rollups,
+    m0005_feature_stats,
 )
 from storage.clickhouse.migrations.base import Migration, MigrationParams
 from storage.clickhouse.migrations.runner import applied_versions, apply_ttl, migrate, rollback
@@ -19,6 +21,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     m0001_metrics_tables.MIGRATION,
     m0002_rollups.MIGRATION,
     m0003_minute_rollups.MIGRATION,
+    m0004_lean_rollups.MIGRATION,
+    m0005_feature_stats.MIGRATION,
 )
 
 __all__ = [

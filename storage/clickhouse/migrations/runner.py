@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 
 from storage.clickhouse.client import MetricsClient
-from storage.clickhouse.migrations.base import Migration, MigrationParams
+from storage.clickhouse.migrations.base import IfColumn, Migration, MigrationParams, Statement
 from storage.errors import MigrationError
 
 __all__ = ["applied_versions", "apply_ttl", "migrate", "rollback"]
@@ -60,6 +60,19 @@ def _record(client: MetricsClient, migration: Migration, *, applied: bool) -> No
     )
 
 
+def _run(client: MetricsClient, step: Statement) -> None:
+    if isinstance(step, IfColumn):
+        present = client.query_rows(
+            "SELECT count() FROM system.columns WHERE database = currentDatabase() "
+            "AND table = {table:String} AND name = {column:String}",
+            {"table": step.table, "column": step.column},
+        )
+        if present[0][0]:
+            client.command(step.sql)
+        return
+    client.command(step)
+
+
 def migrate(
     client: MetricsClient,
     params: MigrationParams,
@@ -78,8 +91,8 @@ def migrate(
     for migration in ordered:
         if migration.version in done or (target is not None and migration.version > target):
             continue
-        for sql in migration.render(migration.forwards, params):
-            client.command(sql)
+        for step in migration.render(migration.forwards, params):
+            _run(client, step)
         _record(client, migration, applied=True)
         applied.append(migration.version)
     return applied
@@ -134,7 +147,7 @@ def rollback(
         raise MigrationError(f"migrations {unsafe} cannot be reverted safely")
     for migration in todo:
         assert migration.backwards is not None  # checked above
-        for sql in migration.render(migration.backwards, params):
-            client.command(sql)
+        for step in migration.render(migration.backwards, params):
+            _run(client, step)
         _record(client, migration, applied=False)
     return [m.version for m in todo]
