@@ -6,8 +6,8 @@ So the session opens ONE folder, keeps a client on it for the whole run, and eve
 gets a fresh database inside it. Tests that need another process give that process its own
 folder (``tmp_path``).
 
-Services (PostgreSQL, Redis) are started by ``.ci/services.sh``; a test that needs one
-fails (never skips) when its URL is not set.
+Services (PostgreSQL, Redis, Kafka) are started by ``.ci/services.sh``; a test that needs
+one fails (never skips) when its URL is not set.
 """
 
 from __future__ import annotations
@@ -57,6 +57,24 @@ def redis_url() -> str:
     if not url:
         pytest.fail("DRIFTLINE_TEST_REDIS_URL is not set: run `source .ci/services.sh`")
     return url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """``host:port`` of the test broker; a missing broker is a failure, not a skip."""
+    bootstrap = os.environ.get("DRIFTLINE_TEST_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        pytest.fail(
+            "DRIFTLINE_TEST_KAFKA_BOOTSTRAP is not set: start the broker with "
+            "`source .ci/services.sh` (or run .ci/run)"
+        )
+    return bootstrap
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A fresh suffix for topic and group names, so runs against one broker never collide."""
+    return uuid.uuid4().hex[:10]
 
 
 @pytest.fixture(scope="session")

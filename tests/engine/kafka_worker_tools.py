@@ -166,17 +166,34 @@ def first_difference(got: Any, want: Any, path: str = "") -> str | None:
     return None if got == want else f"{path}: {got!r} != {want!r}"
 
 
-def dump_folder(data_dir: Path) -> dict[str, list[Any]]:
-    """:func:`dump` of a worker's chDB folder (``<data_dir>/metrics``), by a child process."""
-    folder = data_dir / "metrics"
+def _in_child(command: str, data_dir: Path, stdin: bytes = b"") -> Any:
+    """:func:`main`'s ``command`` on ``<data_dir>/metrics`` in a child process; its JSON."""
     done = subprocess.run(
-        [sys.executable, "-m", "tests.engine.kafka_worker_tools", "dump", str(folder)],
+        [
+            sys.executable,
+            "-m",
+            "tests.engine.kafka_worker_tools",
+            command,
+            str(data_dir / "metrics"),
+        ],
         cwd=ROOT,
+        input=stdin,
         capture_output=True,
         check=True,
         timeout=60,
     )
-    result: dict[str, list[Any]] = orjson.loads(done.stdout)
+    return orjson.loads(done.stdout)
+
+
+def dump_folder(data_dir: Path) -> dict[str, list[Any]]:
+    """:func:`dump` of a worker's chDB folder (``<data_dir>/metrics``), by a child process."""
+    result: dict[str, list[Any]] = _in_child("dump", data_dir)
+    return result
+
+
+def query_folder(data_dir: Path, queries: Sequence[str]) -> list[list[Any]]:
+    """The rows of each query on a worker's chDB folder, by a child process (JSON values)."""
+    result: list[list[Any]] = _in_child("query", data_dir, orjson.dumps(list(queries)))
     return result
 
 
@@ -258,12 +275,17 @@ def wait_until(
 
 
 def main(argv: Sequence[str]) -> None:
-    """``dump FOLDER``: print :func:`dump` of the chDB folder as JSON."""
+    """``dump FOLDER``: print :func:`dump` of the chDB folder as JSON; ``query FOLDER``: run
+    the JSON list of queries on standard input, print each one's rows as JSON."""
     command, folder = argv
-    if command != "dump":
+    if command not in ("dump", "query"):
         raise SystemExit(f"unknown command {command!r}")
     with connect(f"chdb://{folder}", default_database="driftline") as client:
-        sys.stdout.buffer.write(orjson.dumps(dump(client)))
+        if command == "dump":
+            out: Any = dump(client)
+        else:
+            out = [client.query_rows(sql) for sql in orjson.loads(sys.stdin.buffer.read())]
+        sys.stdout.buffer.write(orjson.dumps(out, default=str))
 
 
 if __name__ == "__main__":
