@@ -27,6 +27,7 @@ from control_api.deployment_webhooks.delivery import WebhookDrain
 from control_api.deployment_webhooks.router import router as deployment_webhooks_router
 from control_api.deployments.router import router as deployments_router
 from control_api.errors import Problem, install_error_handlers
+from control_api.experiments.router import routers as experiments_routers
 from control_api.health import router as health_router
 from control_api.ingest.router import router as ingest_router
 from control_api.metrics_api.router import fleet_router
@@ -175,6 +176,8 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
     for router in alerts_routers:  # alerting (issue 7)
+        app.include_router(router)
+    for router in experiments_routers:  # experiments, runs and lineage (issue 6)
         app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(

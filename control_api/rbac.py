@@ -59,6 +59,9 @@ class Permission(StrEnum):
     MONITORS_READ = "monitors:read"
     MONITORS_WRITE = "monitors:write"
     METRICS_READ = "metrics:read"
+    EXPERIMENTS_READ = "experiments:read"
+    EXPERIMENTS_WRITE = "experiments:write"
+    LINEAGE_READ = "lineage:read"
     ALERTS_READ = "alerts:read"
     ALERTS_WRITE = "alerts:write"
     CHANNELS_MANAGE = "channels:manage"
@@ -105,6 +108,12 @@ _ALERT_GRANTS: dict[Role, frozenset[Permission]] = {
 for _role, _granted in _ALERT_GRANTS.items():
     _GRANTS[_role] = _GRANTS[_role] | _granted
 
+# experiments and runs (issue 6): viewers read them, editors write them; the lineage read
+# (alert -> deployment -> model version -> run) goes to those who read all four
+_EXPERIMENT_READS = frozenset({Permission.EXPERIMENTS_READ, Permission.LINEAGE_READ})
+_GRANTS[Role.VIEWER] = _GRANTS[Role.VIEWER] | _EXPERIMENT_READS
+_GRANTS[Role.EDITOR] = _GRANTS[Role.EDITOR] | {Permission.EXPERIMENTS_WRITE}
+
 # deployment webhooks (issue 6): admins manage the subscriptions and read their delivery
 # log, like alert channels; reading the subscriptions (never their secrets) is a deployment read
 _GRANTS[Role.ADMIN] = _GRANTS[Role.ADMIN] | {Permission.WEBHOOKS_MANAGE}
@@ -120,3 +129,4 @@ API_KEY_SCOPES: dict[Scope, frozenset[Permission]] = {
 }
 """The permissions an API key gets from each of its scopes."""
 API_KEY_SCOPES[Scope.READ] |= {Permission.ALERTS_READ}  # alerting (issue 7)
+API_KEY_SCOPES[Scope.READ] |= _EXPERIMENT_READS  # experiments and lineage (issue 6)

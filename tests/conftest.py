@@ -60,6 +60,14 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def mlflow_uri() -> str:
+    uri = os.environ.get("DRIFTLINE_TEST_MLFLOW_URI")
+    if not uri:
+        pytest.fail("DRIFTLINE_TEST_MLFLOW_URI is not set: run `source .ci/services.sh`")
+    return uri
+
+
+@pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
     """``host:port`` of the test broker; a missing broker is a failure, not a skip."""
     bootstrap = os.environ.get("DRIFTLINE_TEST_KAFKA_BOOTSTRAP")

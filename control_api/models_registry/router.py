@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, status
 
 from control_api.deps import ContextDep, Principal, PrincipalDep, SessionDep, require
 from control_api.errors import responses
+from control_api.experiments.router import Tracking
 from control_api.models_registry import service
 from control_api.models_registry.mlflow_sync import MlflowRegistry
 from control_api.models_registry.schemas import (
@@ -101,15 +102,21 @@ def get_model(model_id: str, principal: Reader, session: SessionDep) -> ModelRea
     responses=responses(401, 403, 404, 409, 422, 503, 429),
 )
 def create_version(
-    model_id: str, body: VersionCreate, principal: Writer, session: SessionDep, mlflow: Mlflow
+    model_id: str,
+    body: VersionCreate,
+    principal: Writer,
+    session: SessionDep,
+    mlflow: Mlflow,
+    runs: Tracking,
 ) -> VersionRead:
-    """Register the model's next version."""
+    """Register the model's next version; ``source_run`` must be a run of the organization."""
     return service.create_version(
         session,
         org_id=principal.org_id,
         model_id=model_id,
         actor=principal.id,
         body=body,
+        runs=runs,
         mlflow=mlflow,
     )
 

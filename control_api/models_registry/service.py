@@ -7,6 +7,11 @@ registration, alias move and archive is written to the model's history (who, whe
 
 When ``mlflow`` is given, each change is made in MLflow first (so a refusal there leaves
 Driftline unchanged), then committed here.
+
+A version's ``source_run`` must name a run of the organization in its tracking store
+(MLflow or Driftline's tables; 422 otherwise): the link lineage follows from a deployed
+version back to the run it was trained in. Versions imported from MLflow keep MLflow's
+run id as it is.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from control_api.errors import Conflict, InvalidInput, NotFound
+from control_api.experiments.store import TrackingStore, require_run
 from control_api.models_registry import repository
 from control_api.models_registry.mlflow_sync import MlflowRegistry
 from control_api.models_registry.schemas import (
@@ -185,13 +191,19 @@ def create_version(
     model_id: str,
     actor: str,
     body: VersionCreate,
+    runs: TrackingStore,
     mlflow: MlflowRegistry | None = None,
 ) -> VersionRead:
-    """Register the model's next version (numbered by MLflow when it is configured)."""
+    """Register the model's next version (numbered by MLflow when it is configured).
+
+    ``runs`` is the organization's tracking store, where ``body.source_run`` must be a run.
+    """
     model = _model(session, org_id=org_id, model_id=model_id)
     names = [f.name for f in body.feature_schema]
     if len(set(names)) != len(names):
         raise InvalidInput("Feature names in the schema must be unique.")
+    if body.source_run:
+        require_run(runs, body.source_run)
     if mlflow is not None:
         number = mlflow.create_version(
             model.name,

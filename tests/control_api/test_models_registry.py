@@ -1,4 +1,3 @@
-import os
 import uuid
 
 import pytest
@@ -21,13 +20,24 @@ def _version(api, headers, model_id, **extra):
 SCHEMA = [{"name": "amount", "type": "numeric"}, {"name": "country", "type": "categorical"}]
 
 
+def _run(api, headers):
+    """A run to register versions from (a version's source run must be one of the org's)."""
+    experiment = api.client.post("/v1/experiments", headers=headers, json={"name": "train"})
+    run = api.client.post(
+        f"/v1/experiments/{experiment.json()['id']}/runs", headers=headers, json={}
+    )
+    assert run.status_code == 201, run.text
+    return run.json()["id"]
+
+
 def test_versions_are_numbered_per_model(api):
     owner = api.owner()
     a, b = _model(api, owner, "a", tags={"team": "risk"}), _model(api, owner, "b")
     numbers = [_version(api, owner, a["id"])["number"] for _ in range(3)]
     assert numbers == [1, 2, 3]
+    run_id = _run(api, owner)
     first_b = _version(
-        api, owner, b["id"], source_run="run-1", artifact_uri="s3://m/b/1", feature_schema=SCHEMA
+        api, owner, b["id"], source_run=run_id, artifact_uri="s3://m/b/1", feature_schema=SCHEMA
     )
     assert first_b["number"] == 1
     assert first_b["feature_schema"] == SCHEMA
@@ -41,7 +51,11 @@ def test_versions_are_numbered_per_model(api):
     )
     assert [v["number"] for v in rest.json()["items"]] == [1]
     got = api.client.get(f"/v1/models/{b['id']}/versions/1", headers=owner).json()
-    assert got["source_run"] == "run-1"
+    assert got["source_run"] == run_id
+    no_run = api.client.post(
+        f"/v1/models/{a['id']}/versions", headers=owner, json={"source_run": "run-1"}
+    )
+    assert no_run.status_code == 422
     listed = api.client.get("/v1/models", headers=owner, params={"name_prefix": "a"}).json()
     assert [m["name"] for m in listed["items"]] == ["a"]
     assert api.client.post("/v1/models", headers=owner, json={"name": "a"}).status_code == 409
@@ -152,14 +166,6 @@ def test_another_organization_sees_nothing(api):
 def test_import_without_mlflow_is_refused(api):
     owner = api.owner()
     assert api.client.post("/v1/models/import-mlflow", headers=owner).status_code == 422
-
-
-@pytest.fixture(scope="session")
-def mlflow_uri():
-    uri = os.environ.get("DRIFTLINE_TEST_MLFLOW_URI")
-    if not uri:
-        pytest.fail("DRIFTLINE_TEST_MLFLOW_URI is not set: run `source .ci/services.sh`")
-    return uri
 
 
 @pytest.mark.mlflow

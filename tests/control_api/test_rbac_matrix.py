@@ -112,10 +112,27 @@ ROUTES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("GET", "/v1/alerts"): ("viewer", frozenset({"read"})),
     ("GET", "/v1/alerts/{alert_id}"): ("viewer", frozenset({"read"})),
     ("POST", "/v1/alerts/{alert_id}/acknowledge"): ("editor", frozenset()),
+    # experiments, runs and lineage (issue 6)
+    ("POST", "/v1/experiments"): ("editor", frozenset()),
+    ("GET", "/v1/experiments"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/experiments/{experiment_id}"): ("viewer", frozenset({"read"})),
+    ("PATCH", "/v1/experiments/{experiment_id}"): ("editor", frozenset()),
+    ("DELETE", "/v1/experiments/{experiment_id}"): ("editor", frozenset()),
+    ("POST", "/v1/experiments/{experiment_id}/runs"): ("editor", frozenset()),
+    ("GET", "/v1/experiments/{experiment_id}/runs"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/runs/compare"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/runs/{run_id}"): ("viewer", frozenset({"read"})),
+    ("PATCH", "/v1/runs/{run_id}"): ("editor", frozenset()),
+    ("POST", "/v1/runs/{run_id}/log-batch"): ("editor", frozenset()),
+    ("GET", "/v1/runs/{run_id}/metrics/{key}"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/alerts/{alert_id}/lineage"): ("viewer", frozenset({"read"})),
 }
 # path parameters of the registry, deployment, reference and monitor routes (issue 6)
 ISSUE_6_PATH_PARAMS = {
     "model_id": "m",
+    "experiment_id": "e",
+    "run_id": "r",
+    "key": "k",
     "number": 1,
     "alias": "champion",
     "deployment_id": "d",

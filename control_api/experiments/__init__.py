@@ -1,0 +1,1 @@
+"""Experiments and runs: MLflow's tracking, tenant-scoped; linked to model versions (lineage)."""
