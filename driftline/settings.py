@@ -214,7 +214,9 @@ class Settings(BaseSettings):
         default="",
         description=(
             "MLflow tracking server (http://host:5000); when set, the model registry mirrors "
-            "models, versions, tags and aliases there under a per-organization name prefix."
+            "models, versions, tags and aliases there, and experiments and runs are kept "
+            "there, each organization under its own name prefix (<org slug>.); empty keeps "
+            "experiments and runs in the control database."
         ),
     )
     alert_delivery_seconds: float = Field(
