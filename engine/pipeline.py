@@ -65,6 +65,10 @@ class IngestReport:
     closed: tuple[WindowResult, ...]
 
 
+_SEEN_PRUNE_MIN = 200_000
+"""Event ids remembered per deployment before the first prune to the dedup horizon."""
+
+
 @dataclass
 class _Deployment:
     monitor: Monitor
@@ -72,6 +76,8 @@ class _Deployment:
     open: dict[int, WindowState] = field(default_factory=dict)
     awaiting_labels: dict[int, WindowState] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
+    # ``seen`` is pruned to the dedup horizon when it grows past this size (see _dedup)
+    prune_seen_at: int = field(default_factory=lambda: _SEEN_PRUNE_MIN)
     requests: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
@@ -334,11 +340,14 @@ class Pipeline:
         keep &= unseen
         fresh = np.flatnonzero(keep)
         seen.update(zip(rows.event_id[fresh].tolist(), rows.ts_ms[fresh].tolist(), strict=True))
-        if len(seen) > 200_000:
+        if len(seen) > deployment.prune_seen_at:
             newest = max(seen.values())
             deployment.seen = {
                 k: v for k, v in seen.items() if v >= newest - self._dedup_horizon_ms
             }
+            # next prune once it has doubled: O(1) amortised per event even when every id
+            # is still inside the horizon (pruning at a fixed size would rescan every batch)
+            deployment.prune_seen_at = max(_SEEN_PRUNE_MIN, 2 * len(deployment.seen))
         return fresh
 
     def _late_letter(self, rows: PredictionColumns, i: int) -> DeadLetter:

@@ -79,6 +79,36 @@ def test_duplicate_event_ids_are_dropped_and_counted():
     assert result.events == 10
 
 
+def test_remembered_ids_are_pruned_to_the_horizon_only_when_they_have_doubled(monkeypatch):
+    """Pruning at a fixed size rescanned every id at every batch once the ids inside the
+    horizon outnumbered it; it now waits until the table has doubled since the last prune."""
+    import engine.pipeline as module
+
+    monkeypatch.setattr(module, "_SEEN_PRUNE_MIN", 50)
+    p = Pipeline(
+        organization="org",
+        monitors=[monitor()],
+        sink=MemorySink(),
+        dead_letters=MemoryDeadLetters(),
+        clock=lambda: NOW,
+        dedup_horizon_ms=10 * MINUTE,
+    )
+    deployment = next(iter(p._deployments.values()))
+    scans = []
+    prune = deployment.prune_seen_at
+    for minute in range(12):  # 12 minutes of 40 events; the horizon holds ~10 of them
+        p.ingest(minute_of_events(minute, count=40))
+        if deployment.prune_seen_at != prune:
+            scans.append(minute)
+            prune = deployment.prune_seen_at
+    # 80 > 50: prune, nothing old (next at 160); 200 > 160 (next at 400); 440 > 400: the
+    # ids of minute 0 leave the horizon but one, 401 stay (next at 802)
+    assert scans == [1, 4, 10]
+    assert len(deployment.seen) == 12 * 40 - 39
+    report = p.ingest(minute_of_events(11, count=40))  # still remembered: duplicates
+    assert report.duplicates == 40
+
+
 def test_hopping_windows_each_count_every_event_they_cover():
     m = monitor(window={"kind": "hopping", "size": "1m", "step": "30s"}, min_samples=1)
     p, _ = pipeline(m)
