@@ -191,6 +191,10 @@ def feature_stats(state: WindowState, monitor: Monitor) -> tuple[FeatureStats, .
                 minimum=float(sketch.minimum[j]) if n[j] else math.nan,
                 maximum=float(sketch.maximum[j]) if n[j] else math.nan,
                 quantiles=_quantiles(state, j),
+                histogram_edges=tuple(float(e) for e in profile.coarse.edges[j]),
+                histogram_counts=tuple(
+                    int(c) for c in sketch.coarse_counts[j, : profile.coarse.edges[j].size + 1]
+                ),
             )
         )
     for feature in monitor.categorical:
@@ -206,9 +210,19 @@ def feature_stats(state: WindowState, monitor: Monitor) -> tuple[FeatureStats, .
                 minimum=math.nan,
                 maximum=math.nan,
                 quantiles=(math.nan,) * 5,
+                categories=_categories(state, j),
             )
         )
     return tuple(out)
+
+
+def _categories(state: WindowState, j: int) -> dict[str, int]:
+    """Count per category of categorical feature ``j``: the vocabulary's, then unseen ones."""
+    sketch = state.sketch
+    vocabulary = sketch.profile.vocabulary[j]
+    counts = sketch.category_counts[j, : len(vocabulary)]
+    seen = {name: int(n) for name, n in zip(vocabulary, counts, strict=True) if n}
+    return seen | {name: int(n) for name, n in sketch.unseen[j].items()}
 
 
 def _quantiles(state: WindowState, j: int) -> tuple[float, float, float, float, float]:

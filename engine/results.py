@@ -34,7 +34,13 @@ class DriftRow:
 
 @dataclass(frozen=True)
 class FeatureStats:
-    """Summary of one feature's values in a window (quantiles estimated from fine bins)."""
+    """Summary of one feature's values in a window (quantiles estimated from fine bins).
+
+    The window's histogram, for plots: a numeric feature's counts over the reference
+    profile's coarse bins (``histogram_edges``, the bins of
+    :mod:`detectors.binning`: ``len(edges) + 1`` counts), a categorical feature's count per
+    category seen (``categories``, unseen ones included by name).
+    """
 
     feature: str
     count: int
@@ -44,6 +50,9 @@ class FeatureStats:
     minimum: float
     maximum: float
     quantiles: tuple[float, float, float, float, float]  # p05, p25, p50, p75, p95
+    histogram_edges: tuple[float, ...] = ()
+    histogram_counts: tuple[int, ...] = ()
+    categories: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,9 @@ class WindowResult:
                         "std": f.std,
                         "min": f.minimum,
                         "max": f.maximum,
+                        "histogram_edges": list(f.histogram_edges),
+                        "histogram_counts": list(f.histogram_counts),
+                        "category_counts": list(f.categories.items()),
                     }
                     | dict(zip(("p05", "p25", "p50", "p75", "p95"), f.quantiles, strict=True))
                     for f in self.features

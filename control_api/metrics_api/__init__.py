@@ -1,1 +1,2 @@
-"""Read APIs over the metrics store for one deployment: drift, performance, latency."""
+"""Read APIs over the metrics store for one deployment: drift, feature statistics, performance,
+latency, resources, custom metrics, and the drift plot."""

@@ -1,11 +1,15 @@
-"""Routes of ``/v1/deployments/{deployment_id}/metrics``: reads over the metrics store."""
+"""Routes of ``/v1/deployments/{deployment_id}/metrics``: reads over the metrics store.
+
+Series of drift, feature statistics, performance, latency, resources and custom metrics,
+and the drift plot (a PNG).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from control_api.deps import ContextDep, Principal, SessionDep, require
 from control_api.errors import responses
@@ -13,11 +17,13 @@ from control_api.metrics_api import service
 from control_api.metrics_api.schemas import (
     DeadLetters,
     DriftSeries,
+    FeatureSeries,
     Fleet,
     LatencySeries,
     MetricSeries,
 )
 from control_api.rbac import Permission
+from control_api.references.router import StoreDep
 from storage.clickhouse.client import MetricsClient, connect
 
 __all__ = ["router"]
@@ -116,6 +122,126 @@ def latency_series(
         end=end,
         step=step,
     )
+
+
+@router.get("/features", responses=_ERRORS)
+def feature_series(
+    deployment_id: str,
+    principal: Reader,
+    session: SessionDep,
+    client: MetricsDep,
+    start: Start,
+    end: End,
+    step: Step = 3600,
+    feature: Names = [],  # noqa: B006 - FastAPI copies query defaults
+) -> FeatureSeries:
+    """Count, missing, mean, std, min, max and quantiles per feature in buckets of ``step``."""
+    return service.features(
+        session,
+        client,
+        org_id=principal.org_id,
+        deployment_id=deployment_id,
+        start=start,
+        end=end,
+        step=step,
+        names=feature,
+    )
+
+
+@router.get("/resources", responses=_ERRORS)
+def resource_series(
+    deployment_id: str,
+    principal: Reader,
+    session: SessionDep,
+    client: MetricsDep,
+    start: Start,
+    end: End,
+    step: Step = 3600,
+    resource: Names = [],  # noqa: B006 - FastAPI copies query defaults
+) -> MetricSeries:
+    """Resource usage (cpu, memory, gpu, replicas, ...) over ``[start, end)`` per bucket."""
+    return service.resources(
+        session,
+        client,
+        org_id=principal.org_id,
+        deployment_id=deployment_id,
+        start=start,
+        end=end,
+        step=step,
+        names=resource,
+    )
+
+
+@router.get("/custom", responses=_ERRORS)
+def custom_metric_series(
+    deployment_id: str,
+    principal: Reader,
+    session: SessionDep,
+    client: MetricsDep,
+    start: Start,
+    end: End,
+    step: Step = 3600,
+    metric: Names = [],  # noqa: B006 - FastAPI copies query defaults
+) -> MetricSeries:
+    """The monitor's custom metrics over ``[start, end)`` per bucket."""
+    return service.custom_metrics(
+        session,
+        client,
+        org_id=principal.org_id,
+        deployment_id=deployment_id,
+        start=start,
+        end=end,
+        step=step,
+        names=metric,
+    )
+
+
+_PNG: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The plot; X-Drift-* headers repeat the stored result in the title.",
+        "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.get(
+    "/drift/plot",
+    response_class=Response,
+    responses=_PNG | responses(401, 403, 404, 409, 422, 503, 429),
+)
+def drift_plot(
+    deployment_id: str,
+    principal: Reader,
+    session: SessionDep,
+    client: MetricsDep,
+    store: StoreDep,
+    feature: Annotated[str, Query(min_length=1, max_length=200)],
+    window: Annotated[
+        datetime, Query(description="The window's start: ISO 8601 or Unix milliseconds")
+    ],
+    statistic: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
+    """PNG of the reference vs the window's histogram, the stored statistic in the title."""
+    drawn = service.drift_plot(
+        session,
+        client,
+        store,
+        org_id=principal.org_id,
+        deployment_id=deployment_id,
+        feature=feature,
+        window=window,
+        statistic=statistic,
+    )
+    verdict = drawn.verdict
+    headers = {
+        "X-Drift-Statistic": verdict.statistic,
+        "X-Drift-Value": repr(verdict.value),
+        "X-Drift-Drifted": "true" if verdict.drifted else "false",
+        "X-Drift-Title": drawn.title,
+    }
+    if verdict.p_value is not None:
+        headers["X-Drift-P-Value"] = repr(verdict.p_value)
+    return Response(drawn.png, media_type="image/png", headers=headers)
 
 
 fleet_router = APIRouter(tags=["metrics"])

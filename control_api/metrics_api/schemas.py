@@ -9,6 +9,8 @@ from control_api.schemas import UtcDatetime
 __all__ = [
     "DriftPoint",
     "DriftSeries",
+    "FeaturePoint",
+    "FeatureSeries",
     "LatencyPoint",
     "LatencySeries",
     "MetricPoint",
@@ -37,8 +39,40 @@ class DriftSeries(BaseModel):
     points: list[DriftPoint]
 
 
+class FeaturePoint(BaseModel):
+    """One feature's values in one bucket (windows starting in it).
+
+    ``mean`` and ``std`` are those of all the bucket's values (population); the quantiles
+    are count-weighted means of the windows' quantile estimates (exact for one window).
+    Null where the feature has no numeric value (categorical features) or none was seen.
+    """
+
+    bucket: UtcDatetime
+    feature: str
+    windows: int
+    count: int = Field(description="Values seen (missing ones apart).")
+    null_count: int = Field(description="Missing values.")
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    p05: float | None
+    p25: float | None
+    p50: float | None
+    p75: float | None
+    p95: float | None
+
+
+class FeatureSeries(BaseModel):
+    """Feature statistics of a deployment over ``[start, end)`` in buckets of ``step``."""
+
+    deployment_id: str
+    step: int
+    points: list[FeaturePoint]
+
+
 class MetricPoint(BaseModel):
-    """One performance metric in one bucket: mean, min, max over ``points`` values."""
+    """One metric (performance, resource, custom) in a bucket: mean, min, max of ``points``."""
 
     bucket: UtcDatetime
     name: str
@@ -49,7 +83,7 @@ class MetricPoint(BaseModel):
 
 
 class MetricSeries(BaseModel):
-    """Performance metrics of a deployment per bucket."""
+    """Performance, resource or custom metrics of a deployment per bucket."""
 
     deployment_id: str
     step: int

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from control_api.pagination import fetch_page
 from storage.models import MonitorConfig
 
-__all__ = ["by_id", "compare_and_update", "page"]
+__all__ = ["by_id", "compare_and_update", "for_deployment", "page"]
 
 
 def by_id(session: Session, *, org_id: str, monitor_id: str) -> MonitorConfig | None:
@@ -24,6 +24,17 @@ def by_id(session: Session, *, org_id: str, monitor_id: str) -> MonitorConfig | 
     return session.scalars(
         select(MonitorConfig).where(MonitorConfig.org_id == org_id, MonitorConfig.id == monitor_id)
     ).first()
+
+
+def for_deployment(
+    session: Session, *, org_id: str, deployment_id: str
+) -> Sequence[MonitorConfig]:
+    """The monitors of one deployment of ``org_id``, oldest first."""
+    return session.scalars(
+        select(MonitorConfig)
+        .where(MonitorConfig.org_id == org_id, MonitorConfig.deployment_id == deployment_id)
+        .order_by(MonitorConfig.created_at, MonitorConfig.id)
+    ).all()
 
 
 def page(

@@ -1,9 +1,9 @@
 """The columns a caller writes into each metrics table, as Arrow types.
 
-Mirrors the DDL of :mod:`storage.clickhouse.migrations.m0001_metrics_tables` (a test
-checks both agree). ``organization`` is absent on purpose: the writer fills it from its
-``organization`` argument, so one batch always belongs to one tenant. ``inserted_at`` is
-filled by ClickHouse.
+Mirrors the DDL of :mod:`storage.clickhouse.migrations.m0001_metrics_tables` and the
+columns added later (a test checks both agree). ``organization`` is absent on purpose: the
+writer fills it from its ``organization`` argument, so one batch always belongs to one
+tenant. ``inserted_at`` is filled by ClickHouse.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ _DEFAULT_TYPES: dict[tuple[MetricsTable, str], pa.DataType] = {
     (MetricsTable.WINDOW_AGGREGATES, "latency_bucket_counts"): pa.list_(pa.uint64()),
     (MetricsTable.WINDOW_AGGREGATES, "prediction_class_counts"): pa.map_(pa.string(), pa.uint64()),
     (MetricsTable.WINDOW_AGGREGATES, "custom_metrics"): pa.map_(pa.string(), pa.float64()),
+    (MetricsTable.FEATURE_WINDOW_STATS, "histogram_edges"): pa.list_(pa.float64()),
+    (MetricsTable.FEATURE_WINDOW_STATS, "histogram_counts"): pa.list_(pa.uint64()),
+    (MetricsTable.FEATURE_WINDOW_STATS, "category_counts"): pa.map_(pa.string(), pa.uint64()),
     (MetricsTable.DRIFT_RESULTS, "p_value"): pa.float64(),
     (MetricsTable.DRIFT_RESULTS, "profile_version"): pa.string(),
     (MetricsTable.RESOURCE_METRICS, "instance"): pa.string(),
@@ -96,6 +99,7 @@ TABLES: dict[MetricsTable, TableSpec] = {
                 name: pa.float64()
                 for name in ("mean", "std", "min", "max", "p05", "p25", "p50", "p75", "p95")
             },
+            defaults={"histogram_edges": [], "histogram_counts": [], "category_counts": []},
         ),
         TableSpec(
             MetricsTable.DRIFT_RESULTS,

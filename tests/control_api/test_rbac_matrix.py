@@ -91,6 +91,10 @@ ROUTES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("GET", "/v1/dead-letters"): ("viewer", frozenset({"read"})),
     ("GET", "/v1/deployments/{deployment_id}/metrics/performance"): ("viewer", frozenset({"read"})),
     ("GET", "/v1/deployments/{deployment_id}/metrics/latency"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/deployments/{deployment_id}/metrics/features"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/deployments/{deployment_id}/metrics/resources"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/deployments/{deployment_id}/metrics/custom"): ("viewer", frozenset({"read"})),
+    ("GET", "/v1/deployments/{deployment_id}/metrics/drift/plot"): ("viewer", frozenset({"read"})),
     # alerting (issue 7)
     ("POST", "/v1/alert-rules"): ("editor", frozenset()),
     ("GET", "/v1/alert-rules"): ("viewer", frozenset({"read"})),

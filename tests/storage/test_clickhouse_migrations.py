@@ -42,17 +42,19 @@ def test_versions_are_numbered_without_gaps():
 
 
 def test_migrate_twice_changes_nothing(bare_metrics):
-    assert migrate(bare_metrics, PARAMS) == [1, 2, 3, 4]
+    assert migrate(bare_metrics, PARAMS) == [1, 2, 3, 4, 5]
     tables = _tables(bare_metrics)
     log = bare_metrics.query_rows("SELECT count() FROM schema_migrations")
     assert migrate(bare_metrics, PARAMS) == []
     assert _tables(bare_metrics) == tables
     assert bare_metrics.query_rows("SELECT count() FROM schema_migrations") == log
-    assert applied_versions(bare_metrics) == [1, 2, 3, 4]
+    assert applied_versions(bare_metrics) == [1, 2, 3, 4, 5]
 
 
 def test_backwards_then_forwards(bare_metrics):
     migrate(bare_metrics, PARAMS)
+    assert rollback(bare_metrics, PARAMS, to_version=4) == [5]
+    assert "feature_rollup_hour" not in _tables(bare_metrics)
     assert rollback(bare_metrics, PARAMS, to_version=3) == [4]
     assert rollback(bare_metrics, PARAMS, to_version=2) == [3]
     assert "drift_rollup_minute" not in _tables(bare_metrics)
@@ -62,7 +64,7 @@ def test_backwards_then_forwards(bare_metrics):
     assert rollback(bare_metrics, PARAMS, to_version=0) == [1]
     assert _tables(bare_metrics) == {"schema_migrations"}
     assert migrate(bare_metrics, PARAMS, target=1) == [1]
-    assert migrate(bare_metrics, PARAMS) == [2, 3, 4]
+    assert migrate(bare_metrics, PARAMS) == [2, 3, 4, 5]
 
 
 def test_every_table_orders_by_organization_partitions_monthly_and_has_the_ttl(metrics):
@@ -71,7 +73,9 @@ def test_every_table_orders_by_organization_partitions_monthly_and_has_the_ttl(m
         "WHERE database = currentDatabase() AND engine LIKE '%MergeTree'"
         " AND name != 'schema_migrations'"
     )
-    assert len(rows) == 13  # 7 raw tables + drift and window roll-ups per minute, hour, day
+    # 7 raw tables + drift and window roll-ups per minute, hour, day + feature roll-ups per
+    # hour and day
+    assert len(rows) == 15
     for name, sorting_key, partition_key, ddl in rows:
         assert sorting_key.startswith("organization"), name
         assert partition_key.startswith("toYYYYMM("), name
@@ -296,7 +300,7 @@ def test_lean_rollups_convert_existing_rows_and_keep_every_level_equal_to_raw(ba
     _assert_same(_rollups(bare_metrics, 3), _raw(bare_metrics), skip_weighted=True)
     as_read_by_3 = _rollups(bare_metrics, 3)
 
-    assert migrate(bare_metrics, PARAMS) == [4]
+    assert migrate(bare_metrics, PARAMS, target=4) == [4]
     _assert_same(_rollups(bare_metrics, 4), as_read_by_3)
     later = START_MS + 10 * DAY_MS
     _write_windows(bare_metrics, "after", later, 500, rng)
@@ -320,7 +324,7 @@ def test_lean_rollups_cut_short_repeat_safely(bare_metrics):
     cut = max(i for i, step in enumerate(steps) if "DROP COLUMN" in str(step)) + 1
     for step in steps[:cut]:  # every conversion done, no view created yet
         _run(bare_metrics, step)
-    assert migrate(bare_metrics, PARAMS) == [4]
+    assert migrate(bare_metrics, PARAMS, target=4) == [4]
     _assert_same(_rollups(bare_metrics, 4), as_read_by_3)
     _write_windows(bare_metrics, "after", START_MS + 10 * DAY_MS, 50, rng)
     _assert_same(
