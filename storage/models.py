@@ -203,6 +203,10 @@ class AlertRule(TenantScoped, Base):
     (consecutive active windows) and ``for_ms`` (event-time span since the first active
     window's start) must both be met before pending turns firing; ``keep_firing_for_ms`` keeps
     a firing alert firing that long (event time) after the condition clears.
+
+    A rule names either one ``deployment`` or a target ``target_model@target_alias``: the
+    deployments serving the version that alias points at when a window closes
+    (:mod:`engine.alerts.targets`).
     """
 
     __tablename__ = "alert_rules"
@@ -210,7 +214,9 @@ class AlertRule(TenantScoped, Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_id)
     name: Mapped[str] = mapped_column(String(200))
-    deployment: Mapped[str] = mapped_column(String(200), index=True)
+    deployment: Mapped[str | None] = mapped_column(String(200), index=True, default=None)
+    target_model: Mapped[str | None] = mapped_column(String(150), default=None)
+    target_alias: Mapped[str | None] = mapped_column(String(100), default=None)
     condition: Mapped[dict[str, Any]] = mapped_column(JSON)
     for_windows: Mapped[int] = mapped_column(Integer, default=1)
     for_ms: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -222,6 +228,13 @@ class AlertRule(TenantScoped, Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    @property
+    def target(self) -> str | None:
+        """``model@alias`` of a rule that follows an alias, else ``None``."""
+        if self.target_model is None:
+            return None
+        return f"{self.target_model}@{self.target_alias}"
 
 
 class AlertState(TenantScoped, Base):
@@ -266,7 +279,7 @@ class AlertChannel(TenantScoped, Base):
 
     ``kind`` is webhook, slack, teams, mattermost, email or alertmanager; ``config`` is
     visible, ``secrets`` (signing keys, chat webhook URLs, the SMTP password) are write-only
-    in the API.
+    in the API and each value is stored encrypted (:mod:`storage.secretbox`).
     """
 
     __tablename__ = "alert_channels"
@@ -295,7 +308,12 @@ class AlertRouting(TenantScoped, Base):
 
 
 class AlertSilence(TenantScoped, Base):
-    """Mutes the firing notifications of alerts matching every matcher between two times."""
+    """Mutes the firing notifications of alerts matching every matcher between two times.
+
+    A silence with ``rollout_of`` (a deployment) is in force only while that deployment's
+    rollout is in progress (:data:`engine.alerts.silence.ROLLOUT_STATES`) and ends by itself
+    when the rollout does.
+    """
 
     __tablename__ = "alert_silences"
 
@@ -303,6 +321,9 @@ class AlertSilence(TenantScoped, Base):
     matchers: Mapped[list[dict[str, str]]] = mapped_column(JSON)
     starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    rollout_of: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("deployments.id", ondelete="CASCADE"), index=True, default=None
+    )
     created_by: Mapped[str] = mapped_column(String(36))
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
@@ -314,7 +335,8 @@ class AlertOutbox(TenantScoped, Base):
     ``status`` is what it reports (firing or resolved); ``delivery`` is pending, delivered,
     deduplicated, suppressed or dead. ``notification_id`` is set when the row joins a
     message (its idempotency key, sent as ``webhook-id``); a restart resends that same
-    message. Timings (milliseconds) come from the matched route.
+    message. Timings (milliseconds) come from the matched route. ``requeued_at`` is set when
+    a finished message is redelivered over the API: its retry deadline counts from then.
     """
 
     __tablename__ = "alert_outbox"
@@ -342,6 +364,7 @@ class AlertOutbox(TenantScoped, Base):
     last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    requeued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class AlertNotificationLog(TenantScoped, Base):
