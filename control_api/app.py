@@ -22,6 +22,7 @@ from control_api.api_keys.router import router as api_keys_router
 from control_api.auth.passwords import PasswordHasher
 from control_api.auth.router import router as auth_router
 from control_api.auth.tokens import TokenCodec
+from control_api.cache import CacheMetrics, build_cache
 from control_api.context import ApiContext
 from control_api.deployment_webhooks.delivery import WebhookDrain
 from control_api.deployment_webhooks.router import router as deployment_webhooks_router
@@ -34,13 +35,15 @@ from control_api.metrics_api.router import fleet_router
 from control_api.metrics_api.router import router as metrics_router
 from control_api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from control_api.models_registry.router import router as models_router
+from control_api.monitors.changes import MonitorChanges, MonitorWatch, channel_name
 from control_api.monitors.router import router as monitors_router
+from control_api.monitors.source import MonitorService
 from control_api.observability import ApiMetrics
 from control_api.projects.router import router as projects_router
 from control_api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from control_api.references.router import router as references_router
 from control_api.references.store import object_store
-from control_api.runtime import AlertDrain, ControlPlaneMonitors, DeliveryLoop, alert_listener
+from control_api.runtime import AlertDrain, DeliveryLoop, alert_listener
 from control_api.users.router import router as users_router
 from driftline import __version__
 from driftline.settings import Settings
@@ -101,8 +104,13 @@ def _build_context(settings: Settings) -> ApiContext:
     if redis_client is not None:
         ctx.closers.append(redis_client.close)
     ctx.metrics_probe = _metrics_probe(settings, ctx)
+    cache_metrics = CacheMetrics(ctx.metrics.registry)
+    ctx.cache = build_cache(settings, cache_metrics)
+    ctx.closers.append(ctx.cache.close)
+    channel = channel_name(settings.redis_key_prefix)
+    ctx.monitor_changes = MonitorChanges(redis_client, channel=channel, metrics=cache_metrics)
     if settings.engine_embedded:
-        ctx.engine_hub = _engine_hub(settings, ctx)
+        ctx.engine_hub = _engine_hub(settings, ctx, cache_metrics)
         ctx.closers.append(ctx.engine_hub.close)
     # the outbox is written by whichever process evaluates the rules (the embedded engine or
     # the Kafka workers); the API delivers it in every mode
@@ -113,11 +121,13 @@ def _build_context(settings: Settings) -> ApiContext:
     return ctx
 
 
-def _engine_hub(settings: Settings, ctx: ApiContext) -> EngineHub:
+def _engine_hub(settings: Settings, ctx: ApiContext, cache_metrics: CacheMetrics) -> EngineHub:
     """The embedded engine over the control plane's monitors and alert rules.
 
-    Monitors come from ``/v1/monitors`` (and ``monitors_file``), results go to the metrics
-    store, and the alert rules are evaluated at every closed window.
+    Monitors come from ``/v1/monitors`` (and ``monitors_file``) through the monitor
+    service, and follow every change (in-process at once, from other processes over Redis,
+    and by polling); results go to the metrics store, and the alert rules are evaluated
+    at every closed window.
     """
     from storage.clickhouse.client import connect
 
@@ -125,12 +135,21 @@ def _engine_hub(settings: Settings, ctx: ApiContext) -> EngineHub:
         return connect(settings.clickhouse_url, default_database=settings.clickhouse_database)
 
     fallback = FileMonitors(settings.monitors_file) if settings.monitors_file else NoMonitors()
-    monitors = ControlPlaneMonitors(ctx.sessions, lambda: object_store(settings), fallback)
-    return EngineHub(
+    monitors = MonitorService(ctx.sessions, lambda: object_store(settings), ctx.cache, fallback)
+    hub = EngineHub(
         connect=open_store,
         monitors=monitors,
         listener_for=alert_listener(ctx.sessions, links={}),
     )
+    ctx.monitor_changes.listen(hub.reload)
+    ctx.monitor_watch = MonitorWatch.from_settings(
+        settings,
+        service=monitors,
+        organizations=hub.organizations,
+        on_change=hub.reload,
+        metrics=cache_metrics,
+    )
+    return hub
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -145,7 +164,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if ctx.delivery is not None:
             ctx.delivery.start()
+        if ctx.monitor_watch is not None:
+            ctx.monitor_watch.start()
         yield
+        if ctx.monitor_watch is not None:
+            ctx.monitor_watch.stop()
         if ctx.delivery is not None:
             ctx.delivery.stop()
         for close in reversed(ctx.closers):

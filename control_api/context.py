@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from control_api.auth.passwords import PasswordHasher
 from control_api.auth.tokens import TokenCodec
+from control_api.cache import Cache, NoCache
+from control_api.monitors.changes import MonitorChanges, MonitorWatch
 from control_api.observability import ApiMetrics
 from control_api.ratelimit import RateLimiter
 from driftline.settings import Settings
@@ -42,4 +44,7 @@ class ApiContext:
     metrics_probe: Callable[[], None] | None = None
     engine_hub: EngineHub | None = None
     delivery: DeliveryLoop | None = None
+    cache: Cache = field(default_factory=NoCache)
+    monitor_changes: MonitorChanges = field(default_factory=MonitorChanges)
+    monitor_watch: MonitorWatch | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)

@@ -1,8 +1,5 @@
 """What the API process runs besides requests when it hosts the engine (the embedded default).
 
-* :class:`ControlPlaneMonitors`: an organization's monitors as configured over the API
-  (``/v1/monitors``), in the engine's shape, plus any from ``DRIFTLINE_MONITORS_FILE``;
-  a deployment configured in both uses the control plane's.
 * :func:`alert_listener`: the alert evaluator of one organization, told of every closed
   window after its results are durable.
 * :class:`DeliveryLoop`: a background thread draining every organization's outboxes: alert
@@ -23,45 +20,17 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from control_api.monitors.service import engine_view
 from engine.alerts.delivery import Deliverer
 from engine.alerts.evaluator import AlertEvaluator
 from engine.alerts.history import ClickHouseHistory
 from engine.alerts.notifiers import build_notifier
 from engine.alerts.notifiers.base import Notifier
-from engine.embedded import MonitorSource
-from engine.monitor import Monitor
 from engine.sinks import WindowListener
 from storage.clickhouse.client import MetricsClient
-from storage.models import AlertChannel, AlertOutbox, MonitorConfig
-from storage.objects import ObjectStore
-from storage.tenancy import scope_to, unscoped
+from storage.models import AlertChannel, AlertOutbox
+from storage.tenancy import unscoped
 
 log = logging.getLogger("driftline.runtime")
-
-
-@dataclass
-class ControlPlaneMonitors:
-    """Monitors from the control database, then from a fallback source (a file)."""
-
-    sessions: sessionmaker[Session]
-    store: Callable[[], ObjectStore]
-    fallback: MonitorSource
-
-    def monitors_for(self, organization: str) -> list[Monitor]:
-        """The organization's monitors in the engine's shape."""
-        configured: list[Monitor] = []
-        with self.sessions() as session:
-            scope_to(session, organization)
-            ids = session.scalars(select(MonitorConfig.id)).all()
-            store = self.store() if ids else None
-            for monitor_id in ids:
-                assert store is not None
-                view = engine_view(session, org_id=organization, monitor_id=monitor_id, store=store)
-                configured.append(Monitor.model_validate(view.model_dump()))
-        taken = {m.deployment for m in configured}
-        extra = [m for m in self.fallback.monitors_for(organization) if m.deployment not in taken]
-        return configured + extra
 
 
 def alert_listener(

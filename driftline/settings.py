@@ -187,6 +187,26 @@ class Settings(BaseSettings):
     redis_key_prefix: str = Field(
         default="driftline:", description="Prefix of every Redis key Driftline writes."
     )
+    cache_ttl_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=86_400,
+        description=(
+            "Lifetime of a cached read in Redis (a project, a monitor, a reference profile); "
+            "writes invalidate at once, so this bounds only an invalidation lost with its "
+            "process. 0 turns the cache off; without redis_url there is none."
+        ),
+    )
+    monitor_poll_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description=(
+            "How often an engine (the embedded one, a Kafka worker) compares the monitors' "
+            "versions in the control database with those it runs, catching a change whose "
+            "Redis notification was lost; 0 turns the poll off."
+        ),
+    )
     rate_limit_per_second: float = Field(
         default=50.0,
         gt=0,

@@ -6,6 +6,11 @@ chDB default each worker process needs its own ``DRIFTLINE_DATA_DIR`` (a chDB fo
 serves one process), so several workers normally share a ClickHouse server instead.
 SIGTERM or SIGINT stops the worker cleanly: the batch in progress is finished and
 checkpointed, then acked offsets are committed.
+
+Monitors come from the control database and follow every change made over the API while
+the worker runs (Redis pub/sub within about a second, else the poll every
+``DRIFTLINE_MONITOR_POLL_SECONDS``): each held partition's pipeline is reconfigured
+between two batches (:meth:`engine.kafka.worker.KafkaWorker.set_monitors`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import typer
@@ -21,11 +28,13 @@ import typer
 from driftline.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
+    from control_api.monitors.changes import MonitorWatch
+    from control_api.monitors.source import MonitorService
     from engine.monitor import Monitor
     from engine.sinks import WindowListener
     from storage.clickhouse.client import MetricsClient
+
+_log = logging.getLogger("driftline.worker")
 
 
 def _require(settings: Settings) -> list[str]:
@@ -37,39 +46,110 @@ def _require(settings: Settings) -> list[str]:
     return missing
 
 
-def control_plane_wiring(
-    settings: Settings, client: MetricsClient
-) -> tuple[list[Monitor], WindowListener | None, Callable[[], None]]:
+@dataclass
+class Wiring:
+    """What a worker takes from the control plane (:func:`control_plane_wiring`).
+
+    ``monitors`` are the organization's at start; :meth:`follow` keeps them current;
+    :meth:`close` stops following and closes the database and Redis clients.
+    """
+
+    organization: str
+    monitors: list[Monitor]
+    listener: WindowListener | None
+    service: MonitorService | None = None
+    watch_for: Callable[[Callable[[str], None]], MonitorWatch | None] | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def follow(self, apply: Callable[[list[Monitor]], None]) -> MonitorWatch | None:
+        """Call ``apply(monitors)`` with the organization's monitors after every change.
+
+        Changes arrive over Redis pub/sub within about a second, or by the poll every
+        ``DRIFTLINE_MONITOR_POLL_SECONDS``; answers the running watch, or ``None`` when
+        nothing follows (a worker configured by file alone, or neither Redis nor a poll).
+        """
+        service, watch_for = self.service, self.watch_for
+        if service is None or watch_for is None:
+            return None
+
+        def changed(organization: str) -> None:
+            monitors = service.monitors_for(organization)
+            _log.info(
+                "monitors changed: now running %d (%s)",
+                len(monitors),
+                ", ".join(sorted(m.deployment for m in monitors)) or "none",
+            )
+            apply(monitors)
+
+        watch = watch_for(changed)
+        if watch is not None:
+            watch.start()
+            self.closers.insert(0, watch.stop)
+        return watch
+
+    def close(self) -> None:
+        """Stop following, then close the clients."""
+        for close in self.closers:
+            close()
+        self.closers.clear()
+
+
+def control_plane_wiring(settings: Settings, client: MetricsClient) -> Wiring:
     """The worker's monitors and alert evaluator, from the control database.
 
-    Monitors configured over the API (``/v1/monitors``) for the topic's organization, plus
-    those of ``DRIFTLINE_MONITORS_FILE`` when it is set; the listener evaluates that
-    organization's alert rules at every closed window and writes the notification outbox,
-    which the API delivers. Returns a closer for the database engine.
+    Monitors configured over the API (``/v1/monitors``) for the topic's organization, read
+    through the monitor service (the one the embedded engine uses, with the Redis cache
+    when ``DRIFTLINE_REDIS_URL`` is set), plus those of ``DRIFTLINE_MONITORS_FILE`` when it
+    is set; the listener evaluates that organization's alert rules at every closed window
+    and writes the notification outbox, which the API delivers.
 
     A control database that was never migrated (a worker configured by file alone) gives
-    the file's monitors and no alert evaluation, with a warning.
+    the file's monitors, no alert evaluation and nothing to follow, with a warning.
     """
+    from prometheus_client import CollectorRegistry
     from sqlalchemy import inspect
 
+    from control_api.cache import CacheMetrics, build_cache
+    from control_api.monitors.changes import MonitorWatch
+    from control_api.monitors.source import MonitorService
     from control_api.references.store import object_store
-    from control_api.runtime import ControlPlaneMonitors, alert_listener
+    from control_api.runtime import alert_listener
     from engine.embedded import FileMonitors, NoMonitors
     from storage.db import create_db_engine, session_factory
 
+    organization = settings.kafka_organization
     engine = create_db_engine(settings.database_url)
     sessions = session_factory(engine)
     fallback = FileMonitors(settings.monitors_file) if settings.monitors_file else NoMonitors()
     if not inspect(engine).has_table("monitors"):
-        logging.getLogger("driftline.worker").warning(
+        _log.warning(
             "the control database is not migrated: monitors from DRIFTLINE_MONITORS_FILE only "
             "and no alert evaluation (run `driftline migrate` to use the control plane)"
         )
-        return fallback.monitors_for(settings.kafka_organization), None, engine.dispose
-    source = ControlPlaneMonitors(sessions, lambda: object_store(settings), fallback)
-    monitors = source.monitors_for(settings.kafka_organization)
-    listener = alert_listener(sessions, links={})(settings.kafka_organization, client)
-    return monitors, listener, engine.dispose
+        return Wiring(
+            organization, fallback.monitors_for(organization), None, closers=[engine.dispose]
+        )
+    metrics = CacheMetrics(CollectorRegistry())  # the worker serves no /metrics yet
+    cache = build_cache(settings, metrics)
+    service = MonitorService(sessions, lambda: object_store(settings), cache, fallback)
+
+    def watch_for(on_change: Callable[[str], None]) -> MonitorWatch | None:
+        return MonitorWatch.from_settings(
+            settings,
+            service=service,
+            organizations=lambda: [organization],
+            on_change=on_change,
+            metrics=metrics,
+        )
+
+    return Wiring(
+        organization,
+        service.monitors_for(organization),
+        alert_listener(sessions, links={})(organization, client),
+        service=service,
+        watch_for=watch_for,
+        closers=[cache.close, engine.dispose],
+    )
 
 
 async def _serve(settings: Settings) -> None:
@@ -85,7 +165,7 @@ async def _serve(settings: Settings) -> None:
     client = connect(
         settings.clickhouse_url, default_database=settings.clickhouse_database, retry=retry
     )
-    monitors, listener, close_database = control_plane_wiring(settings, client)
+    wiring = control_plane_wiring(settings, client)
     try:
         migrate(client, MigrationParams(ttl_days=settings.metrics_ttl_days))
         organization = settings.kafka_organization
@@ -105,18 +185,19 @@ async def _serve(settings: Settings) -> None:
         )
         worker = KafkaWorker(
             config,
-            monitors=monitors,
+            monitors=wiring.monitors,
             sink=MetricsStoreSink(client, organization),
             store_dead_letters=MetricsStoreDeadLetters(client, organization),
-            listener=listener,
+            listener=wiring.listener,
         )
+        wiring.follow(worker.set_monitors)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         await worker.run(stop)
     finally:
-        close_database()
+        wiring.close()
         client.close()
 
 

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
-from control_api.context import ApiContext
 from control_api.deps import ContextDep, Principal, SessionDep, require
 from control_api.errors import responses
 from control_api.monitors import service
@@ -35,8 +34,9 @@ def create_monitor(
     ctx: ContextDep,
 ) -> MonitorRead:
     """Create a monitor; it is validated exactly as the engine will read it."""
-    created = service.create(session, org_id=principal.org_id, body=body, store=store)
-    _engine_follows(ctx, principal.org_id)
+    created = service.create(
+        session, org_id=principal.org_id, body=body, store=store, changes=ctx.monitor_changes
+    )
     response.headers["ETag"] = f'"{created.version}"'
     return created
 
@@ -57,10 +57,10 @@ def list_monitors(
 
 @router.get("/{monitor_id}", responses=_TAGGED | responses(401, 403, 404, 429))
 def get_monitor(
-    monitor_id: str, principal: Reader, session: SessionDep, response: Response
+    monitor_id: str, principal: Reader, session: SessionDep, response: Response, ctx: ContextDep
 ) -> MonitorRead:
     """One monitor; its ETag is its version."""
-    found = service.get(session, org_id=principal.org_id, monitor_id=monitor_id)
+    found = service.get(session, org_id=principal.org_id, monitor_id=monitor_id, cache=ctx.cache)
     response.headers["ETag"] = f'"{found.version}"'
     return found
 
@@ -92,8 +92,9 @@ def update_monitor(
         if_match=if_match,
         body=body,
         store=store,
+        cache=ctx.cache,
+        changes=ctx.monitor_changes,
     )
-    _engine_follows(ctx, principal.org_id)
     response.headers["ETag"] = f'"{updated.version}"'
     return updated
 
@@ -105,11 +106,10 @@ def delete_monitor(
     monitor_id: str, principal: Writer, session: SessionDep, ctx: ContextDep
 ) -> None:
     """Delete a monitor."""
-    service.delete(session, org_id=principal.org_id, monitor_id=monitor_id)
-    _engine_follows(ctx, principal.org_id)
-
-
-def _engine_follows(ctx: ApiContext, org_id: str) -> None:
-    """The embedded engine rebuilds the organization's pipeline with the new monitors."""
-    if ctx.engine_hub is not None:
-        ctx.engine_hub.reload(org_id)
+    service.delete(
+        session,
+        org_id=principal.org_id,
+        monitor_id=monitor_id,
+        cache=ctx.cache,
+        changes=ctx.monitor_changes,
+    )

@@ -6,6 +6,11 @@ the profile, bad window) is a 422 here; its features are also checked against th
 deployed model version's feature schema when the version has one (name and kind).
 :func:`engine_view` serves it back in exactly the engine's shape, with the profile inline
 and ``deployment`` set to the deployment id (the key of its events and metrics).
+
+``get`` reads through the cache (:mod:`control_api.cache`, shared with the engines'
+reads, :mod:`control_api.monitors.source`). Every write, after its commit, invalidates the
+monitor's entry and announces the change (:class:`~control_api.monitors.changes.MonitorChanges`),
+so running engines rebuild within seconds.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from control_api.cache import Cache
 from control_api.deployments import repository as deployments
 from control_api.errors import InvalidInput, NotFound, PreconditionFailed
 from control_api.models_registry import repository as registry
 from control_api.monitors import repository
+from control_api.monitors.changes import MonitorChanges
 from control_api.monitors.schemas import (
     EngineMonitor,
     MonitorCreate,
@@ -28,6 +35,7 @@ from control_api.monitors.schemas import (
     MonitorSpec,
     MonitorUpdate,
 )
+from control_api.monitors.source import MONITORS
 from control_api.projects.service import parse_if_match
 from control_api.references import service as references
 from control_api.schemas import Page
@@ -87,9 +95,14 @@ def _check_schema(session: Session, *, org_id: str, version_id: str, spec: Monit
 
 
 def create(
-    session: Session, *, org_id: str, body: MonitorCreate, store: ObjectStore
+    session: Session,
+    *,
+    org_id: str,
+    body: MonitorCreate,
+    store: ObjectStore,
+    changes: MonitorChanges,
 ) -> MonitorRead:
-    """A new monitor, validated as the engine will read it."""
+    """A new monitor, validated as the engine will read it; the engines are told."""
     _build(
         session,
         org_id=org_id,
@@ -112,12 +125,18 @@ def create(
     )
     session.add(row)
     session.commit()
-    return MonitorRead.model_validate(row)
+    created = MonitorRead.model_validate(row)
+    changes.published(org_id)
+    return created
 
 
-def get(session: Session, *, org_id: str, monitor_id: str) -> MonitorRead:
-    """One monitor of ``org_id``."""
-    return MonitorRead.model_validate(_get(session, org_id=org_id, monitor_id=monitor_id))
+def get(session: Session, *, org_id: str, monitor_id: str, cache: Cache) -> MonitorRead:
+    """One monitor of ``org_id``, through the cache."""
+
+    def load() -> MonitorRead:
+        return MonitorRead.model_validate(_get(session, org_id=org_id, monitor_id=monitor_id))
+
+    return cache.get_or_load(org_id, MONITORS, monitor_id, load)
 
 
 def list_page(
@@ -138,6 +157,8 @@ def update(
     if_match: str | None,
     body: MonitorUpdate,
     store: ObjectStore,
+    cache: Cache,
+    changes: MonitorChanges,
 ) -> MonitorRead:
     """Change a monitor's reference or spec if it is still at the version read (412 if not)."""
     expected = parse_if_match(if_match)
@@ -159,14 +180,20 @@ def update(
         session.rollback()
         raise PreconditionFailed("The monitor changed since you read it; read it again.")
     session.commit()
+    cache.invalidate(org_id, MONITORS, monitor_id, version=expected + 1)
+    changes.published(org_id)
     session.expire_all()
-    return get(session, org_id=org_id, monitor_id=monitor_id)
+    return MonitorRead.model_validate(_get(session, org_id=org_id, monitor_id=monitor_id))
 
 
-def delete(session: Session, *, org_id: str, monitor_id: str) -> None:
-    """Delete a monitor."""
+def delete(
+    session: Session, *, org_id: str, monitor_id: str, cache: Cache, changes: MonitorChanges
+) -> None:
+    """Delete a monitor; the engines are told."""
     session.delete(_get(session, org_id=org_id, monitor_id=monitor_id))
     session.commit()
+    cache.invalidate(org_id, MONITORS, monitor_id, version=None)
+    changes.published(org_id)
 
 
 def engine_view(

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
-from control_api.deps import Principal, SessionDep, require
+from control_api.deps import ContextDep, Principal, SessionDep, require
 from control_api.errors import responses
 from control_api.projects import service
 from control_api.projects.repository import ProjectSort
@@ -63,10 +63,10 @@ def list_projects(
     responses=_with_etag(401, 403, 404, 429),
 )
 def get_project(
-    project_id: str, principal: Reader, session: SessionDep, response: Response
+    project_id: str, principal: Reader, session: SessionDep, response: Response, ctx: ContextDep
 ) -> ProjectRead:
     """One project; its ETag is its version."""
-    project = service.get(session, org_id=principal.org_id, project_id=project_id)
+    project = service.get(session, org_id=principal.org_id, project_id=project_id, cache=ctx.cache)
     response.headers["ETag"] = f'"{project.version}"'
     return project
 
@@ -81,11 +81,17 @@ def update_project(
     principal: Writer,
     session: SessionDep,
     response: Response,
+    ctx: ContextDep,
     if_match: Annotated[str | None, Header(max_length=64)] = None,
 ) -> ProjectRead:
     """Change a project; ``If-Match`` must carry the version read (412 if it moved on)."""
     project = service.update(
-        session, org_id=principal.org_id, project_id=project_id, if_match=if_match, body=body
+        session,
+        org_id=principal.org_id,
+        project_id=project_id,
+        if_match=if_match,
+        body=body,
+        cache=ctx.cache,
     )
     response.headers["ETag"] = f'"{project.version}"'
     return project
@@ -96,6 +102,8 @@ def update_project(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(401, 403, 404, 429),
 )
-def delete_project(project_id: str, principal: Writer, session: SessionDep) -> None:
+def delete_project(
+    project_id: str, principal: Writer, session: SessionDep, ctx: ContextDep
+) -> None:
     """Delete a project."""
-    service.delete(session, org_id=principal.org_id, project_id=project_id)
+    service.delete(session, org_id=principal.org_id, project_id=project_id, cache=ctx.cache)

@@ -1,13 +1,19 @@
-"""Projects of one organization: create, read, list, update (If-Match), delete."""
+"""Projects of one organization: create, read, list, update (If-Match), delete.
+
+Reads of one project go through the cache (:mod:`control_api.cache`); an update or a
+delete invalidates it after its commit, so the next read sees the change.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
 
+from pydantic import TypeAdapter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from control_api.cache import Cache, Cached
 from control_api.errors import Conflict, NotFound, PreconditionFailed, PreconditionRequired
 from control_api.projects import repository
 from control_api.projects.repository import ProjectSort
@@ -15,9 +21,10 @@ from control_api.projects.schemas import ProjectCreate, ProjectRead, ProjectUpda
 from control_api.schemas import Page
 from storage.models import Project
 
-__all__ = ["create", "delete", "get", "list_page", "parse_if_match", "update"]
+__all__ = ["CACHED", "create", "delete", "get", "list_page", "parse_if_match", "update"]
 
 _DUPLICATE = "A project with this name already exists."
+CACHED = Cached("project", TypeAdapter(ProjectRead), lambda project: project.version)
 
 
 def parse_if_match(header: str | None) -> int:
@@ -62,9 +69,13 @@ def create(session: Session, *, org_id: str, body: ProjectCreate) -> ProjectRead
     return ProjectRead.model_validate(project)
 
 
-def get(session: Session, *, org_id: str, project_id: str) -> ProjectRead:
-    """One project of ``org_id``; 404 if missing or another organization's."""
-    return ProjectRead.model_validate(_get(session, org_id=org_id, project_id=project_id))
+def get(session: Session, *, org_id: str, project_id: str, cache: Cache) -> ProjectRead:
+    """One project of ``org_id``, through the cache; 404 if missing or another organization's."""
+
+    def load() -> ProjectRead:
+        return ProjectRead.model_validate(_get(session, org_id=org_id, project_id=project_id))
+
+    return cache.get_or_load(org_id, CACHED, project_id, load)
 
 
 def list_page(
@@ -84,7 +95,13 @@ def list_page(
 
 
 def update(
-    session: Session, *, org_id: str, project_id: str, if_match: str | None, body: ProjectUpdate
+    session: Session,
+    *,
+    org_id: str,
+    project_id: str,
+    if_match: str | None,
+    body: ProjectUpdate,
+    cache: Cache,
 ) -> ProjectRead:
     """Change a project if it is still at the version named by ``if_match`` (412 if not)."""
     version = parse_if_match(if_match)
@@ -101,11 +118,13 @@ def update(
         session.rollback()
         raise PreconditionFailed("The project changed since you read it; read it again.")
     session.commit()
+    cache.invalidate(org_id, CACHED, project_id, version=version + 1)
     session.expire_all()
-    return get(session, org_id=org_id, project_id=project_id)
+    return ProjectRead.model_validate(_get(session, org_id=org_id, project_id=project_id))
 
 
-def delete(session: Session, *, org_id: str, project_id: str) -> None:
+def delete(session: Session, *, org_id: str, project_id: str, cache: Cache) -> None:
     """Delete a project of ``org_id``."""
     session.delete(_get(session, org_id=org_id, project_id=project_id))
     session.commit()
+    cache.invalidate(org_id, CACHED, project_id, version=None)

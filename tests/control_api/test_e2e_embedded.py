@@ -181,22 +181,22 @@ def test_a_kafka_worker_runs_the_monitors_and_rules_configured_over_the_api(
         update={"kafka_organization": ids["org"]}
     )
     with connect(chdb_url) as client:
-        monitors, listener, close = control_plane_wiring(settings, client)
+        wiring = control_plane_wiring(settings, client)
         try:
-            assert [m.deployment for m in monitors] == [ids["deployment"]]
+            assert [m.deployment for m in wiring.monitors] == [ids["deployment"]]
             pipeline = Pipeline(
                 organization=ids["org"],
-                monitors=monitors,
+                monitors=wiring.monitors,
                 sink=MemorySink(),
                 dead_letters=MemoryDeadLetters(),
-                listener=listener,
+                listener=wiring.listener,
                 clock=lambda: T0 + 10 * MINUTE,
             )
             for minute, shift, count in ((0, 0.0, 200), (1, 2.0, 200), (2, 0.0, 5)):
                 payloads = _events(ids["deployment"], minute, count, shift).split(b"\n")
                 pipeline.ingest(payloads, source="kafka:test/0")
         finally:
-            close()
+            wiring.close()
     deadline = time.monotonic() + 30  # the API's delivery loop drains the worker's outbox
     while not receiver.ok():
         assert time.monotonic() < deadline, "no alert reached the webhook receiver"
