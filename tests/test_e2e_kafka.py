@@ -22,7 +22,6 @@ import email.policy
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -49,6 +48,7 @@ from tests.engine.kafka_worker_tools import (
     query_folder,
     start_of_run,
 )
+from tests.servers import free_port, wait_until_healthy
 
 receiver = alerts_support.receiver  # a real HTTP server on 127.0.0.1
 
@@ -63,12 +63,6 @@ def _env(name: str) -> str:
     if not value:
         pytest.fail(f"{name} is not set: run `source .ci/services.sh`")
     return value
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _poll(
@@ -100,7 +94,7 @@ def api_process(db_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, st
         "DRIFTLINE_SECRETS_KEY": Fernet.generate_key().decode(),
         "DRIFTLINE_JWT_SECRET": secrets.token_urlsafe(48),
     }
-    port = _free_port()
+    port = free_port()
     env = (
         {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
         | shared
@@ -122,16 +116,8 @@ def api_process(db_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, st
             stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool | None:
-        assert process.poll() is None, log_path.read_text()
-        try:
-            return httpx.get(f"{base}/healthz", timeout=2).status_code == 200 or None
-        except httpx.TransportError:
-            return None
-
     try:
-        _poll("driftline api /healthz", healthy)
+        wait_until_healthy(process, base, log_path.read_text)
         yield base, shared
     finally:
         process.send_signal(signal.SIGTERM)

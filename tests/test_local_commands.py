@@ -6,17 +6,16 @@ import json
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 import sys
-import time
 
 import httpx
 from typer.testing import CliRunner
 
 from driftline.cli import app
 from driftline.local_commands import SECRET_FILE, local_signing_key
+from tests.servers import free_port, wait_until_healthy
 
 PASSWORD = "a long enough password"
 
@@ -67,14 +66,8 @@ def test_the_local_signing_key_is_made_once_and_private(tmp_path):
     assert mode == 0o600
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_up_serves_the_api_on_a_fresh_folder_with_a_bootstrap_owner(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")} | {
         "DRIFTLINE_DATA_DIR": str(tmp_path / "data"),
         "DRIFTLINE_BOOTSTRAP_EMAIL": "owner@example.com",
@@ -86,16 +79,7 @@ def test_up_serves_the_api_on_a_fresh_folder_with_a_bootstrap_owner(tmp_path):
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "driftline up did not start in 90 s"
-            time.sleep(0.5)
+        wait_until_healthy(process, base, lambda: process.stdout.read() if process.stdout else "")
         token = httpx.post(
             f"{base}/v1/auth/token",
             data={"username": "owner@example.com", "password": PASSWORD},
@@ -118,7 +102,7 @@ def test_demo_detects_the_injected_drift_and_delivers_the_alert(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
     done = subprocess.run(
         [sys.executable, "-m", "driftline.cli", "demo", "--duration", "24",
-         "--port", str(_free_port())],
+         "--port", str(free_port())],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

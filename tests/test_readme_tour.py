@@ -16,13 +16,11 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
+from tests.servers import free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -44,12 +42,6 @@ def shown() -> dict[str, str]:
 
 def _masked(text: str) -> str:
     return TIME.sub("<time>", text.strip())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_the_tour_data_is_what_its_script_writes(tmp_path):
@@ -75,7 +67,7 @@ def test_the_readme_tour_runs_as_written_and_shows_its_real_output(tmp_path):
     (folder / ".venv").symlink_to(Path(sys.executable).parents[1])
     (folder / "docs").symlink_to(ROOT / "docs")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     (_, server), *rest = steps()
     process = subprocess.Popen(
@@ -84,16 +76,7 @@ def test_the_readme_tour_runs_as_written_and_shows_its_real_output(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "driftline up did not start in 90 s"
-            time.sleep(0.5)
+        wait_until_healthy(process, base, lambda: process.stdout.read() if process.stdout else "")
         script = "set -euo pipefail\n" + "".join(
             f"echo '{SEPARATOR}{name}'\n{code}\n" for name, code in rest
         )
