@@ -162,6 +162,35 @@ class ReferenceProfile:
             "category_nulls": self.category_nulls.tolist(),
         }
 
+    def select(self, numeric: Sequence[str], categorical: Sequence[str]) -> ReferenceProfile:
+        """The profile of some of its features, in the order given (bins and counts as fitted).
+
+        Raises :class:`DetectorInputError` naming a feature the profile does not have.
+        """
+        numeric, categorical = tuple(numeric), tuple(categorical)
+        if numeric == self.numeric and categorical == self.categorical:
+            return self
+        for names, known in ((numeric, self.numeric), (categorical, self.categorical)):
+            for name in names:
+                if name not in known:
+                    raise DetectorInputError("feature not in the reference profile", column=name)
+        data = self.to_dict()
+        picked_numeric = [self.numeric.index(f) for f in numeric]
+        picked_categorical = [self.categorical.index(f) for f in categorical]
+
+        def pick(values: list[Any], rows: list[int]) -> list[Any]:
+            return [values[i] for i in rows]
+
+        for key in ("coarse_counts", "fine_counts", "n", "nulls", "mean", "std", "minimum",
+                    "maximum"):  # fmt: skip
+            data[key] = pick(data[key], picked_numeric)
+        for key in ("coarse", "fine"):
+            data[key] = {k: pick(v, picked_numeric) for k, v in data[key].items()}
+        for key in ("vocabulary", "category_counts", "category_nulls"):
+            data[key] = pick(data[key], picked_categorical)
+        data["numeric"], data["categorical"] = list(numeric), list(categorical)
+        return ReferenceProfile.from_dict(data)
+
     def _rows(self, which: str) -> list[tuple[NDArray[np.int64], NDArray[np.float64]]]:
         counts, binning = (
             (self.coarse_counts, self.coarse)

@@ -204,11 +204,15 @@ class Monitor(_Model):
             raise ValueError(f"features not in the reference profile: {missing}")
         return self
 
-    @property
+    @cached_property
     def profile(self) -> ReferenceProfile:
-        """The reference profile (always present once validated)."""
+        """The reference profile of the watched features (all of the reference's by default).
+
+        Windows keep sketches of exactly these features, so a monitor may watch some of a
+        wider reference's features.
+        """
         assert self.reference is not None
-        return self.reference
+        return self.reference.select(self.numeric, self.categorical)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -225,13 +229,15 @@ class Monitor(_Model):
 
     @property
     def numeric(self) -> tuple[str, ...]:
-        """Numeric features watched (all of the profile's by default)."""
-        return tuple(self.features.get("numeric", self.profile.numeric))
+        """Numeric features watched (all of the reference's by default)."""
+        assert self.reference is not None
+        return tuple(self.features.get("numeric", self.reference.numeric))
 
     @property
     def categorical(self) -> tuple[str, ...]:
-        """Categorical features watched (all of the profile's by default)."""
-        return tuple(self.features.get("categorical", self.profile.categorical))
+        """Categorical features watched (all of the reference's by default)."""
+        assert self.reference is not None
+        return tuple(self.features.get("categorical", self.reference.categorical))
 
     @property
     def lateness_ms(self) -> int:

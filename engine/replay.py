@@ -115,18 +115,21 @@ def build_monitor(
     """A monitor over the reference's features with Driftline's default drift policy.
 
     ``reference`` is the data (fitted here) or a profile fitted before, whose features are
-    the monitor's (``columns.features``, when given, must name the same ones). Performance
+    the monitor's (``columns.features``, when given, picks some of them). Performance
     metrics are computed when ``columns.label`` is set: classification or regression is
     chosen from the reference's label column, or from ``labels`` (the events' label
     column) when the reference is a profile, which keeps no labels.
     """
     if isinstance(reference, ReferenceProfile):
         profile = reference
-        built = {*profile.numeric, *profile.categorical}
-        if columns.features is not None and set(columns.features) != built:
-            raise ValueError(
-                f"the profile holds the features {sorted(built)}: build it with the "
-                f"features to watch ({sorted(columns.features)})"
+        if columns.features is not None:
+            wanted = set(columns.features)
+            unknown = sorted(wanted - {*profile.numeric, *profile.categorical})
+            if unknown:
+                raise ValueError(f"features not in the reference profile: {unknown}")
+            profile = profile.select(
+                [f for f in profile.numeric if f in wanted],
+                [f for f in profile.categorical if f in wanted],
             )
     else:
         profile = fit_reference(reference, columns)

@@ -112,13 +112,17 @@ def test_a_profile_of_chosen_features_replays_as_the_data_with_those_features(tm
     from_profile = _replay(tmp_path, profile, "profile")
     assert from_profile == from_data
     assert {json.loads(line)["feature"] for line in from_profile[1]} == set(chosen.split(","))
+    # a profile's features can be narrowed at replay time: the same as data with that one
+    narrowed = _replay(tmp_path, profile, "narrowed", "--features", "car_value")
+    assert narrowed == _replay(tmp_path, REFERENCE, "data-one", "--features", "car_value")
+    assert {json.loads(line)["feature"] for line in narrowed[1]} == {"car_value"}
     other = CliRunner().invoke(
         app,
         ["replay", str(ANALYSIS), "--reference", str(profile), "--window", "5000",
-         "--features", "car_value", "--no-store"],
+         "--features", "car_value,nope", "--no-store"],
     )  # fmt: skip
     assert other.exit_code != 0
-    assert "build it with the features to watch" in str(other.exception)
+    assert "features not in the reference profile: ['nope']" in str(other.exception)
 
 
 def test_unknown_features_fail_and_ndjson_named_json_is_data(tmp_path):

@@ -209,3 +209,22 @@ def test_heavy_tailed_features_fall_back_to_binary_search_and_stay_exact():
     np.testing.assert_array_equal(
         bin_index(probes, binning)[:, 0], np.searchsorted(binning.edges[0], probes[:, 0], "right")
     )
+
+
+def test_select_keeps_the_fitted_bins_and_counts_of_the_chosen_features():
+    rng = np.random.default_rng(3)
+    data = {
+        "a": rng.normal(size=500),
+        "b": rng.integers(0, 4, 500).astype(float),  # value bins
+        "c": rng.exponential(size=500),
+        "k": rng.choice(["u", "v", "w"], 500),
+        "m": rng.choice(["p", "q"], 500),
+    }
+    full = ReferenceProfile.fit(data)
+    sub = full.select(["c", "b"], ["m"])
+    alone = ReferenceProfile.fit({"c": data["c"], "b": data["b"], "m": data["m"]},
+                                 numeric=["c", "b"], categorical=["m"])  # fmt: skip
+    assert sub.to_dict() == alone.to_dict()
+    assert full.select(full.numeric, full.categorical) is full
+    with pytest.raises(DetectorInputError, match="not in the reference profile"):
+        full.select(["zzz"], [])

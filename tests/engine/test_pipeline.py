@@ -109,6 +109,27 @@ def test_remembered_ids_are_pruned_to_the_horizon_only_when_they_have_doubled(mo
     assert report.duplicates == 40
 
 
+def test_a_monitor_may_watch_some_of_its_references_features():
+    """Windows keep sketches of the watched features only (the decoder passes only those);
+    the statistics equal those of a monitor whose reference has exactly these features."""
+    from tests.engine.helpers import profile
+
+    watched = {"numeric": ("x",), "categorical": ()}
+    narrow = profile().select(["x"], [])
+    results = []
+    for m in (monitor(features=watched), monitor(reference=narrow)):
+        sink = MemorySink()
+        p, dead = pipeline(m, sink=sink)
+        for minute in range(3):
+            p.ingest(minute_of_events(minute, shift=1.0 if minute == 1 else 0.0))
+        assert dead.letters == []
+        results.append([(r.feature, r.statistic, r.value, r.drifted) for w in sink.results
+                        for r in w.drift])  # fmt: skip
+    assert results[0] == results[1]
+    assert {feature for feature, *_ in results[0]} == {"x"}
+    assert any(drifted for *_, drifted in results[0])
+
+
 def test_hopping_windows_each_count_every_event_they_cover():
     m = monitor(window={"kind": "hopping", "size": "1m", "step": "30s"}, min_samples=1)
     p, _ = pipeline(m)
