@@ -18,6 +18,7 @@ from engine.alerts.delivery import RetryPolicy
 from storage.models import DeploymentWebhookOutbox
 from storage.tenancy import scope_to
 from tests.control_api.conftest import make_settings
+from tests.control_api.test_deployments import _deploy
 from tests.engine import alerts_support
 from tests.engine.alerts_support import Clock
 
@@ -46,15 +47,6 @@ def _model(api, headers, versions=3):
         created = api.client.post(f"/v1/models/{model['id']}/versions", headers=headers, json=body)
         assert created.status_code == 201, created.text
     return model
-
-
-def _deploy(api, headers, model, number, **extra):
-    body = {"name": "fraud-api", "environment": "prod", "model_id": model["id"]}
-    response = api.client.post(
-        "/v1/deployments", headers=headers, json=body | {"model_version": number} | extra
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def _act(api, headers, deployment, action, expect=200, **body):
