@@ -143,6 +143,7 @@ def main() -> None:
         "DRIFTLINE_REDIS_URL": redis_url,
         "DRIFTLINE_REDIS_KEY_PREFIX": f"bench{uuid.uuid4().hex[:6]}:",
         "DRIFTLINE_JWT_SECRET": SECRET,
+        "DRIFTLINE_SECRETS_KEY": "k6nLqyTRV-XnL2u1SbtcAVvtpTnrl7jfgeQKNLCtATQ=",
         "DRIFTLINE_DATA_DIR": f"/tmp/driftline-bench-{uuid.uuid4().hex[:6]}",
         "DRIFTLINE_RATE_LIMIT_PER_SECOND": "1000000",  # evaluated on every request, never hit
         "DRIFTLINE_RATE_LIMIT_BURST": "1000000",

@@ -18,6 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 import storage.tenancy  # noqa: F401 - installs the tenant filter on every session
 from control_api.alerts.router import routers as alerts_routers
+from control_api.alerts.secrets import secret_box
 from control_api.api_keys.router import router as api_keys_router
 from control_api.auth.passwords import PasswordHasher
 from control_api.auth.router import router as auth_router
@@ -79,6 +80,7 @@ def _metrics_probe(settings: Settings, ctx: ApiContext) -> Callable[[], None]:
 
 def _build_context(settings: Settings) -> ApiContext:
     codec = TokenCodec.from_settings(settings)
+    box = secret_box(settings)
     engine = create_db_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
@@ -98,6 +100,7 @@ def _build_context(settings: Settings) -> ApiContext:
         hasher=PasswordHasher.from_settings(settings),
         limiter=limiter,
         metrics=ApiMetrics(),
+        secret_box=box,
         redis=redis_client,
     )
     ctx.closers.append(engine.dispose)
@@ -115,7 +118,7 @@ def _build_context(settings: Settings) -> ApiContext:
     # the outbox is written by whichever process evaluates the rules (the embedded engine or
     # the Kafka workers); the API delivers it in every mode
     ctx.delivery = DeliveryLoop(
-        (AlertDrain(ctx.sessions), WebhookDrain(ctx.sessions)),
+        (AlertDrain(ctx.sessions, box), WebhookDrain(ctx.sessions)),
         interval_seconds=settings.alert_delivery_seconds,
     )
     return ctx
@@ -156,7 +159,8 @@ def create_app(settings: Settings) -> FastAPI:
     """The Driftline control-plane API configured by ``settings``.
 
     Raises :class:`~control_api.auth.tokens.ConfigurationError` when the signing key is
-    missing, short or a known default outside development.
+    missing, short or a known default outside development, or the secrets key is missing
+    there or malformed.
     """
     ctx = _build_context(settings)
 

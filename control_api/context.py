@@ -1,5 +1,7 @@
 """What the application holds for its lifetime: settings, database, keys, limiter, probes.
 
+``secret_box`` seals and opens the notification channels' secrets stored in the database.
+
 Built once by :func:`control_api.app.create_app` and reached by the dependencies through
 ``request.app.state.ctx``; nothing here reads the environment.
 """
@@ -22,6 +24,7 @@ from control_api.observability import ApiMetrics
 from control_api.ratelimit import RateLimiter
 from driftline.settings import Settings
 from engine.embedded import EngineHub
+from storage.secretbox import SecretBox
 
 if TYPE_CHECKING:
     from control_api.runtime import DeliveryLoop
@@ -40,6 +43,7 @@ class ApiContext:
     hasher: PasswordHasher
     limiter: RateLimiter
     metrics: ApiMetrics
+    secret_box: SecretBox
     redis: redis.Redis | None = None
     metrics_probe: Callable[[], None] | None = None
     engine_hub: EngineHub | None = None

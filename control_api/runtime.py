@@ -3,9 +3,9 @@
 * :func:`alert_listener`: the alert evaluator of one organization, told of every closed
   window after its results are durable.
 * :class:`DeliveryLoop`: a background thread draining every organization's outboxes: alert
-  notifications (:class:`AlertDrain`; retries, grouping, silences and inhibition live in
-  :class:`engine.alerts.delivery.Deliverer`) and deployment webhooks
-  (:class:`control_api.deployment_webhooks.delivery.WebhookDrain`).
+  notifications (:class:`AlertDrain`, opening the channels' sealed secrets; retries,
+  grouping, silences and inhibition live in :class:`engine.alerts.delivery.Deliverer`) and
+  deployment webhooks (:class:`control_api.deployment_webhooks.delivery.WebhookDrain`).
 """
 
 from __future__ import annotations
@@ -20,14 +20,15 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.alerts.delivery import Deliverer
+from engine.alerts.delivery import Deliverer, RetryPolicy
 from engine.alerts.evaluator import AlertEvaluator
 from engine.alerts.history import ClickHouseHistory
 from engine.alerts.notifiers import build_notifier
-from engine.alerts.notifiers.base import Notifier
+from engine.alerts.notifiers.base import Notification, Notifier, NotifyError
 from engine.sinks import WindowListener
 from storage.clickhouse.client import MetricsClient
 from storage.models import AlertChannel, AlertOutbox
+from storage.secretbox import SecretBox, SecretsError
 from storage.tenancy import unscoped
 
 log = logging.getLogger("driftline.runtime")
@@ -58,10 +59,26 @@ class Drain(Protocol):
 
 
 @dataclass
+class _Unreadable:
+    """The notifier of a channel whose sealed secrets open with no configured key."""
+
+    error: SecretsError
+
+    def send(self, notification: Notification) -> int | None:
+        """Fail permanently: no attempt can succeed until the key is configured."""
+        raise NotifyError(f"the channel's secrets cannot be read: {self.error}", retryable=False)
+
+
+@dataclass
 class AlertDrain:
-    """Every organization's alert notification outbox (see :class:`Deliverer`)."""
+    """Every organization's alert notification outbox (see :class:`Deliverer`).
+
+    Channel secrets are opened with ``box`` at each send.
+    """
 
     sessions: sessionmaker[Session]
+    box: SecretBox
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __call__(self, client: httpx.Client) -> int:
         """One pass over every organization with pending rows; messages sent."""
@@ -71,12 +88,19 @@ class AlertDrain:
             ).all()
 
         def notifier_for(channel: AlertChannel) -> Notifier:
-            return build_notifier(channel.kind, channel.config, channel.secrets, client=client)
+            try:
+                secrets = self.box.open(channel.secrets)
+            except SecretsError as error:
+                return _Unreadable(error)
+            return build_notifier(channel.kind, channel.config, secrets, client=client)
 
         sent = 0
         for organization in organizations:
             report = Deliverer(
-                sessions=self.sessions, organization=organization, notifier_for=notifier_for
+                sessions=self.sessions,
+                organization=organization,
+                notifier_for=notifier_for,
+                retry=self.retry,
             ).run_once()
             sent += report.sent
         return sent

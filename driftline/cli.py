@@ -107,7 +107,8 @@ def api_command(
     For production, run several workers under gunicorn:
     ``gunicorn -k uvicorn.workers.UvicornWorker -w 4 'control_api.app:create_app(...)'`` or
     several replicas of this command behind a load balancer, with Redis for shared rate limits.
-    Refuses to start without a strong DRIFTLINE_JWT_SECRET outside development.
+    Refuses to start without a strong DRIFTLINE_JWT_SECRET or a DRIFTLINE_SECRETS_KEY outside
+    development.
     """
     import uvicorn
 

@@ -154,11 +154,13 @@ def demo_command(
     from control_api.app import create_app
     from driftline.cli import run_migrations
     from driftline.client import DriftlineClient
+    from storage.secretbox import local_key
 
     folder = Path(tempfile.mkdtemp(prefix="driftline-demo-"))
     settings: Settings = load_settings(
         data_dir=folder,
         jwt_secret=SecretStr(secrets.token_urlsafe(48)),
+        secrets_key=SecretStr(local_key(folder)),
         engine_embedded=True,
         alert_delivery_seconds=0.5,
         rate_limit_per_second=10_000.0,

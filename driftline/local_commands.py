@@ -30,15 +30,9 @@ def local_signing_key(data_dir: Path) -> str:
 
     For the embedded default only: a server deployment sets ``DRIFTLINE_JWT_SECRET``.
     """
-    path = data_dir / SECRET_FILE
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(key + "\n")
-    return key
+    from storage.secretbox import kept_key
+
+    return kept_key(data_dir / SECRET_FILE, lambda: secrets.token_urlsafe(48))
 
 
 def create_user(
@@ -132,6 +126,35 @@ def create_user_command(
     typer.echo(f"user {email} {verb} in organization {organization} ({org_id})")
 
 
+@admin.command("rotate-secrets-key")
+def rotate_secrets_key_command() -> None:
+    """Encrypt every channel's secrets again under the first key of DRIFTLINE_SECRETS_KEY.
+
+    To rotate: set DRIFTLINE_SECRETS_KEY=new,old (the first encrypts, all decrypt), run this,
+    then drop the old key. Secrets stored in plaintext before encryption are sealed too.
+    """
+    from control_api.alerts.secrets import reseal_all, secret_box
+    from control_api.auth.tokens import ConfigurationError
+    from storage.db import create_db_engine, session_factory
+    from storage.secretbox import SecretsError
+
+    settings = load_settings()
+    try:
+        box = secret_box(settings)
+    except ConfigurationError as error:
+        typer.echo(f"rotate-secrets-key refused: {error}", err=True)
+        raise typer.Exit(code=2) from error
+    engine = create_db_engine(settings.database_url)
+    try:
+        count = reseal_all(session_factory(engine), box)
+    except SecretsError as error:
+        typer.echo(f"rotate-secrets-key failed, nothing changed: {error}", err=True)
+        raise typer.Exit(code=1) from error
+    finally:
+        engine.dispose()
+    typer.echo(f"secrets of {count} channels encrypted under the first key")
+
+
 def up_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
@@ -142,10 +165,15 @@ def up_command(
     from control_api.app import create_app
     from control_api.observability import configure_logging
     from driftline.cli import run_migrations
+    from storage.secretbox import local_key
 
     settings = load_settings()
+    kept: dict[str, SecretStr] = {}
     if not settings.jwt_secret.get_secret_value():
-        settings = load_settings(jwt_secret=SecretStr(local_signing_key(settings.data_dir)))
+        kept["jwt_secret"] = SecretStr(local_signing_key(settings.data_dir))
+    if not settings.secrets_key.get_secret_value():  # channel secrets, kept the same way
+        kept["secrets_key"] = SecretStr(local_key(settings.data_dir))
+    settings = load_settings(**kept)
     revision, _ = run_migrations(settings)
     login = _bootstrap(settings)
     base = f"http://{host}:{port}"

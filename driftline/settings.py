@@ -152,6 +152,14 @@ class Settings(BaseSettings):
     )
     jwt_public_key: str = Field(default="", description="PEM public key checking RS256 tokens.")
     jwt_issuer: str = Field(default="driftline", description="The iss claim of our tokens.")
+    secrets_key: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "Fernet key(s) encrypting channel secrets at rest, comma-separated: the first "
+            "encrypts, all decrypt (rotation). The API refuses to start without one outside "
+            "development, where a key is kept in <data_dir>/secrets-key (never logged)."
+        ),
+    )
     jwt_audience: str = Field(default="driftline-api", description="The aud claim of our tokens.")
     access_token_ttl_seconds: int = Field(
         default=900, ge=30, le=86_400, description="Lifetime of an access token, in seconds."

@@ -12,13 +12,22 @@ from control_api.pagination import fetch_page
 from storage.models import (
     AlertChannel,
     AlertDelivery,
+    AlertOutbox,
     AlertRouting,
     AlertRule,
     AlertSilence,
     AlertState,
 )
 
-__all__ = ["alerts_page", "by_id", "deliveries_page", "page", "routing"]
+__all__ = [
+    "alerts_page",
+    "by_id",
+    "deliveries_page",
+    "delivery",
+    "message_rows",
+    "page",
+    "routing",
+]
 
 M = TypeVar("M", AlertRule, AlertChannel, AlertSilence, AlertState)
 
@@ -84,6 +93,32 @@ def deliveries_page(
         limit=limit,
         cursor=cursor,
     )
+
+
+def delivery(
+    session: Session, *, org_id: str, channel_id: str, delivery_id: str
+) -> AlertDelivery | None:
+    """One attempt of the channel's delivery log, or ``None``."""
+    return session.scalars(
+        select(AlertDelivery).where(
+            AlertDelivery.org_id == org_id,
+            AlertDelivery.channel_id == channel_id,
+            AlertDelivery.id == delivery_id,
+        )
+    ).first()
+
+
+def message_rows(
+    session: Session, *, org_id: str, channel_id: str, notification_id: str
+) -> Sequence[AlertOutbox]:
+    """The outbox rows that make up the message ``notification_id`` of the channel."""
+    return session.scalars(
+        select(AlertOutbox).where(
+            AlertOutbox.org_id == org_id,
+            AlertOutbox.channel_id == channel_id,
+            AlertOutbox.notification_id == notification_id,
+        )
+    ).all()
 
 
 def routing(session: Session, *, org_id: str) -> AlertRouting | None:

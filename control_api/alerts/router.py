@@ -1,7 +1,9 @@
 """Routes of the alerting resources: each a permission check and one service call.
 
 Editors and up write rules and silences and acknowledge alerts; admins and up manage
-channels and the routing tree; viewers read (channel secrets are never returned).
+channels and the routing tree, read the delivery log and redeliver from it (the same
+``channels:manage`` permission as the log and the test message: a redelivery sends to the
+channel's receiver); viewers read (channel secrets are never returned).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from control_api.alerts.schemas import (
     ChannelTestResult,
     ChannelUpdate,
     DeliveryRead,
+    RedeliveryRead,
     RoutingRead,
     RoutingWrite,
     RuleCreate,
@@ -26,7 +29,7 @@ from control_api.alerts.schemas import (
     SilenceCreate,
     SilenceRead,
 )
-from control_api.deps import Principal, SessionDep, require
+from control_api.deps import ContextDep, Principal, SessionDep, require
 from control_api.errors import responses
 from control_api.rbac import Permission
 from control_api.schemas import LIMIT_DEFAULT, LIMIT_MAX, Page
@@ -106,9 +109,11 @@ def delete_rule(rule_id: str, principal: Writer, session: SessionDep) -> None:
 
 
 @channels.post("", status_code=status.HTTP_201_CREATED, responses=_WRITE)
-def create_channel(body: ChannelCreate, principal: Admin, session: SessionDep) -> ChannelRead:
-    """Create a notification channel; its secrets are write-only."""
-    return service.create_channel(session, org_id=principal.org_id, body=body)
+def create_channel(
+    body: ChannelCreate, principal: Admin, session: SessionDep, ctx: ContextDep
+) -> ChannelRead:
+    """Create a notification channel; its secrets are write-only (and encrypted at rest)."""
+    return service.create_channel(session, org_id=principal.org_id, body=body, box=ctx.secret_box)
 
 
 @channels.get("", responses=_READ)
@@ -127,11 +132,11 @@ def get_channel(channel_id: str, principal: Reader, session: SessionDep) -> Chan
 
 @channels.patch("/{channel_id}", responses=_WRITE)
 def update_channel(
-    channel_id: str, body: ChannelUpdate, principal: Admin, session: SessionDep
+    channel_id: str, body: ChannelUpdate, principal: Admin, session: SessionDep, ctx: ContextDep
 ) -> ChannelRead:
     """Change a channel."""
     return service.update_channel(
-        session, org_id=principal.org_id, channel_id=channel_id, body=body
+        session, org_id=principal.org_id, channel_id=channel_id, body=body, box=ctx.secret_box
     )
 
 
@@ -141,10 +146,14 @@ def delete_channel(channel_id: str, principal: Admin, session: SessionDep) -> No
     service.delete_channel(session, org_id=principal.org_id, channel_id=channel_id)
 
 
-@channels.post("/{channel_id}/test", responses=_ONE)
-def send_test(channel_id: str, principal: Admin, session: SessionDep) -> ChannelTestResult:
+@channels.post("/{channel_id}/test", responses=responses(401, 403, 404, 409, 429))
+def send_test(
+    channel_id: str, principal: Admin, session: SessionDep, ctx: ContextDep
+) -> ChannelTestResult:
     """Send a test message now; the answer says whether it was delivered."""
-    return service.send_test_message(session, org_id=principal.org_id, channel_id=channel_id)
+    return service.send_test_message(
+        session, org_id=principal.org_id, channel_id=channel_id, box=ctx.secret_box
+    )
 
 
 @channels.get("/{channel_id}/deliveries", responses=responses(400, 401, 403, 404, 422, 429))
@@ -158,6 +167,20 @@ def list_deliveries(
     """The channel's delivery log (attempts, outcome, status code), newest first."""
     return service.list_deliveries(
         session, org_id=principal.org_id, channel_id=channel_id, limit=limit, cursor=cursor
+    )
+
+
+@channels.post(
+    "/{channel_id}/deliveries/{delivery_id}/redeliver",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=responses(401, 403, 404, 409, 429),
+)
+def redeliver(
+    channel_id: str, delivery_id: str, principal: Admin, session: SessionDep
+) -> RedeliveryRead:
+    """Queue a logged attempt's finished message again (same ``webhook-id``, fresh budget)."""
+    return service.redeliver(
+        session, org_id=principal.org_id, channel_id=channel_id, delivery_id=delivery_id
     )
 
 

@@ -7,7 +7,7 @@ Times ending in ``_ms`` are event-time epoch milliseconds (window ends); duratio
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -16,6 +16,7 @@ from engine.alerts.matchers import Matcher
 from engine.alerts.notifiers import ChannelKind
 from engine.alerts.routing import Route
 from engine.alerts.rules import Condition
+from engine.alerts.targets import TARGET_PATTERN
 
 __all__ = [
     "AlertRead",
@@ -24,6 +25,7 @@ __all__ = [
     "ChannelTestResult",
     "ChannelUpdate",
     "DeliveryRead",
+    "RedeliveryRead",
     "RoutingRead",
     "RoutingWrite",
     "RuleCreate",
@@ -41,14 +43,19 @@ MAX_SPAN_MS = 366 * 86_400_000
 
 
 class RuleCreate(RequestModel):
-    """A new rule: a condition on one deployment's windows, ``for``, hysteresis and texts.
+    """A new rule: a condition on a deployment's windows, ``for``, hysteresis and texts.
+
+    The rule names one ``deployment``, or a ``target`` ``model@alias`` (``fraud-model@champion``):
+    then it evaluates the windows of every deployment serving the version that alias points
+    at when the window closes, and follows the alias when it moves.
 
     Annotations are Jinja2 templates seeing ``value``, ``threshold``, ``labels``, ``rule``,
     ``severity``, ``deployment``, ``window_start``, ``window_end`` and ``state``.
     """
 
     name: str = Field(min_length=1, max_length=200)
-    deployment: str = Field(min_length=1, max_length=200)
+    deployment: str | None = Field(default=None, min_length=1, max_length=200)
+    target: str | None = Field(default=None, max_length=251, pattern=TARGET_PATTERN)
     condition: Condition
     for_windows: int = Field(default=1, ge=1, le=10_000)
     for_ms: int = Field(default=0, ge=0, le=MAX_SPAN_MS)
@@ -58,12 +65,22 @@ class RuleCreate(RequestModel):
     annotations: dict[str, str] = Field(default_factory=dict, max_length=50)
     enabled: bool = True
 
+    @model_validator(mode="after")
+    def _one_subject(self) -> Self:
+        if (self.deployment is None) == (self.target is None):
+            raise ValueError("name either a deployment or a target (model@alias)")
+        return self
+
 
 class RuleUpdate(RequestModel):
-    """Fields to change; send the current ``version`` as ``If-Match``."""
+    """Fields to change; send the current ``version`` as ``If-Match``.
+
+    Setting ``deployment`` clears the rule's ``target`` and the other way round.
+    """
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     deployment: str | None = Field(default=None, min_length=1, max_length=200)
+    target: str | None = Field(default=None, max_length=251, pattern=TARGET_PATTERN)
     condition: Condition | None = None
     for_windows: int | None = Field(default=None, ge=1, le=10_000)
     for_ms: int | None = Field(default=None, ge=0, le=MAX_SPAN_MS)
@@ -72,6 +89,12 @@ class RuleUpdate(RequestModel):
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
     enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> Self:
+        if self.deployment is not None and self.target is not None:
+            raise ValueError("name either a deployment or a target (model@alias), not both")
+        return self
 
 
 class RuleRead(RuleCreate, ORMModel):
@@ -138,27 +161,37 @@ class RoutingRead(ORMModel):
 
 
 class SilenceCreate(RequestModel):
-    """Mute alerts matching every matcher from ``starts_at`` (default now) to ``ends_at``."""
+    """Mute alerts matching every matcher from ``starts_at`` (default now) to ``ends_at``.
 
-    matchers: list[Matcher] = Field(min_length=1, max_length=20)
+    With ``rollout_of`` (a deployment id) the silence mutes that deployment's alerts (a
+    ``deployment`` matcher is added; more matchers narrow it) while its rollout is in
+    progress and ends by itself when the rollout does (promoted, rolled back or failed);
+    ``ends_at`` is then optional, a bound in case the rollout stays pending (default: 7 days).
+    """
+
+    matchers: list[Matcher] = Field(default_factory=list, max_length=20)
     starts_at: UtcDatetime | None = None
-    ends_at: UtcDatetime
+    ends_at: UtcDatetime | None = None
+    rollout_of: str | None = Field(default=None, min_length=1, max_length=36)
     comment: str = Field(default="", max_length=2000)
 
     @model_validator(mode="after")
-    def _ordered(self) -> SilenceCreate:
-        if self.starts_at is not None and self.ends_at <= self.starts_at:
+    def _bounded(self) -> SilenceCreate:
+        if self.rollout_of is None and (not self.matchers or self.ends_at is None):
+            raise ValueError("a silence needs matchers and ends_at, or rollout_of")
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             raise ValueError("ends_at must be after starts_at")
         return self
 
 
 class SilenceRead(ORMModel):
-    """A silence and who made it."""
+    """A silence and who made it; ``rollout_of``: in force only during that rollout."""
 
     id: str
     matchers: list[Matcher]
     starts_at: UtcDatetime
     ends_at: UtcDatetime
+    rollout_of: str | None
     created_by: str
     comment: str
     created_at: UtcDatetime
@@ -197,3 +230,15 @@ class DeliveryRead(ORMModel):
     status_code: int | None
     error: str
     at: datetime
+
+
+class RedeliveryRead(ORMModel):
+    """A finished message queued again, for the delivery loop to send.
+
+    ``notification_id`` is its unchanged id (``webhook-id``); ``alerts`` counts its alerts.
+    """
+
+    notification_id: str
+    channel_id: str
+    alerts: int
+    requeued_at: UtcDatetime

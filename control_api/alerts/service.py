@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from pydantic import ValidationError
-from sqlalchemy import update
+from sqlalchemy import and_, not_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from control_api.alerts.schemas import (
     ChannelTestResult,
     ChannelUpdate,
     DeliveryRead,
+    RedeliveryRead,
     RoutingRead,
     RoutingWrite,
     RuleCreate,
@@ -28,10 +29,13 @@ from control_api.alerts.schemas import (
     SilenceCreate,
     SilenceRead,
 )
+from control_api.deployments import repository as deployments
 from control_api.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from control_api.models_registry import repository as registry
 from control_api.projects.service import parse_if_match
 from control_api.schemas import Page
 from engine.alerts.evaluator import load_route
+from engine.alerts.matchers import Matcher
 from engine.alerts.notifiers import (
     AlertPayload,
     Notification,
@@ -40,13 +44,17 @@ from engine.alerts.notifiers import (
     validate_channel,
 )
 from engine.alerts.routing import Route
+from engine.alerts.silence import ROLLOUT_STATES, in_force
+from engine.alerts.targets import parse_target
 from storage.models import (
     AlertChannel,
+    AlertDelivery,
     AlertRouting,
     AlertRule,
     AlertSilence,
     AlertState,
 )
+from storage.secretbox import SecretBox, SecretsError
 
 __all__ = [
     "acknowledge",
@@ -66,6 +74,7 @@ __all__ = [
     "list_rules",
     "list_silences",
     "put_routing",
+    "redeliver",
     "send_test_message",
     "update_channel",
     "update_rule",
@@ -94,10 +103,26 @@ def _rule(session: Session, org_id: str, rule_id: str) -> AlertRule:
     return rule
 
 
+def _subject(session: Session, org_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with ``target`` split into its columns; setting one subject clears the other.
+
+    A target's model must exist in ``org_id`` (422); its alias may be set later.
+    """
+    target = values.pop("target", None)
+    if target is None:
+        if values.get("deployment") is not None:
+            values |= {"target_model": None, "target_alias": None}
+        return values
+    model, alias = parse_target(target)
+    if registry.model_by_name(session, org_id=org_id, name=model) is None:
+        raise InvalidInput(f"The target names an unknown model: {model}.")
+    return values | {"deployment": None, "target_model": model, "target_alias": alias}
+
+
 def create_rule(session: Session, *, org_id: str, body: RuleCreate) -> RuleRead:
     """A new rule in ``org_id`` (names unique within the organization)."""
     now = _now()
-    values = body.model_dump(mode="json")
+    values = _subject(session, org_id, body.model_dump(mode="json"))
     rule = AlertRule(
         id=str(uuid.uuid4()), org_id=org_id, version=1, created_at=now, updated_at=now, **values
     )
@@ -128,7 +153,9 @@ def update_rule(
     """Change a rule still at the version named by ``if_match`` (412 if it moved on)."""
     version = parse_if_match(if_match)
     _rule(session, org_id, rule_id)
-    values = body.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+    values = _subject(
+        session, org_id, body.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+    )
     result = session.execute(
         update(AlertRule)
         .where(AlertRule.org_id == org_id, AlertRule.id == rule_id, AlertRule.version == version)
@@ -182,8 +209,10 @@ def _validated(kind: str, config: dict[str, Any], secrets: dict[str, Any]) -> tu
         raise InvalidInput(f"Invalid {kind} channel settings: {fields}") from error
 
 
-def create_channel(session: Session, *, org_id: str, body: ChannelCreate) -> ChannelRead:
-    """A new channel; its settings are checked for its kind."""
+def create_channel(
+    session: Session, *, org_id: str, body: ChannelCreate, box: SecretBox
+) -> ChannelRead:
+    """A new channel; its settings are checked for its kind, its secrets sealed by ``box``."""
     config, secrets = _validated(body.kind, body.config, body.secrets)
     now = _now()
     channel = AlertChannel(
@@ -192,7 +221,7 @@ def create_channel(session: Session, *, org_id: str, body: ChannelCreate) -> Cha
         name=body.name,
         kind=body.kind,
         config=config,
-        secrets=secrets,
+        secrets=box.seal(secrets),
         send_resolved=body.send_resolved,
         created_at=now,
         updated_at=now,
@@ -217,14 +246,24 @@ def list_channels(
     return Page(items=[_channel_read(r) for r in rows], next_cursor=next_cursor)
 
 
+def _opened(box: SecretBox, channel: AlertChannel) -> dict[str, Any]:
+    try:
+        return box.open(channel.secrets)
+    except SecretsError as error:
+        raise Conflict(
+            f"The channel's stored secrets cannot be read ({error}); send them again."
+        ) from error
+
+
 def update_channel(
-    session: Session, *, org_id: str, channel_id: str, body: ChannelUpdate
+    session: Session, *, org_id: str, channel_id: str, body: ChannelUpdate, box: SecretBox
 ) -> ChannelRead:
-    """Change a channel; given ``secrets`` replace the stored ones."""
+    """Change a channel; given ``secrets`` replace the stored ones (sealed again either way)."""
     channel = _channel(session, org_id, channel_id)
     config = channel.config if body.config is None else body.config
-    secrets = channel.secrets if body.secrets is None else body.secrets
-    channel.config, channel.secrets = _validated(channel.kind, config, secrets)
+    secrets = _opened(box, channel) if body.secrets is None else body.secrets
+    channel.config, secrets = _validated(channel.kind, config, secrets)
+    channel.secrets = box.seal(secrets)
     if body.name is not None:
         channel.name = body.name
     if body.send_resolved is not None:
@@ -241,7 +280,7 @@ def delete_channel(session: Session, *, org_id: str, channel_id: str) -> None:
 
 
 def send_test_message(
-    session: Session, *, org_id: str, channel_id: str, timeout_s: float = 5.0
+    session: Session, *, org_id: str, channel_id: str, box: SecretBox, timeout_s: float = 5.0
 ) -> ChannelTestResult:
     """Send a test message through the channel now (not through the outbox)."""
     channel = _channel(session, org_id, channel_id)
@@ -257,7 +296,8 @@ def send_test_message(
     )
     notification = Notification(str(uuid.uuid4()), channel.id, "test", (alert,))
     with httpx.Client(timeout=timeout_s) as client:
-        notifier = build_notifier(channel.kind, channel.config, channel.secrets, client=client)
+        secrets = _opened(box, channel)
+        notifier = build_notifier(channel.kind, channel.config, secrets, client=client)
         try:
             code = notifier.send(notification)
         except NotifyError as error:
@@ -279,6 +319,56 @@ def list_deliveries(
         session, org_id=org_id, channel_id=channel_id, limit=limit, cursor=cursor
     )
     return Page(items=[DeliveryRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+def redeliver(
+    session: Session, *, org_id: str, channel_id: str, delivery_id: str
+) -> RedeliveryRead:
+    """Queue the finished message of the delivery attempt ``delivery_id`` again.
+
+    The message keeps its id (``webhook-id``, the receivers' idempotency key) and alerts and
+    gets a fresh budget: attempts count from 1 and the deadline from now. 404 for an unknown
+    attempt, 409 while the message is still being delivered. The log records the request as
+    attempt 0 with the outcome ``requeued``.
+    """
+    _channel(session, org_id, channel_id)
+    attempt = repository.delivery(
+        session, org_id=org_id, channel_id=channel_id, delivery_id=delivery_id
+    )
+    if attempt is None:
+        raise NotFound("No such delivery.")
+    rows = repository.message_rows(
+        session, org_id=org_id, channel_id=channel_id, notification_id=attempt.notification_id
+    )
+    if not rows:
+        raise NotFound("The message is no longer in the outbox.")
+    if any(row.delivery == "pending" for row in rows):
+        raise Conflict("The message is still being delivered.")
+    now = _now()
+    for row in rows:
+        row.delivery, row.attempts, row.next_attempt_at = "pending", 0, None
+        row.finished_at, row.requeued_at = None, now
+        row.last_error, row.last_status_code = "", None
+    session.add(
+        AlertDelivery(
+            id=str(uuid.uuid4()),
+            org_id=org_id,
+            notification_id=attempt.notification_id,
+            channel_id=channel_id,
+            attempt=0,
+            outcome="requeued",
+            status_code=None,
+            error="",
+            at=now,
+        )
+    )
+    session.commit()
+    return RedeliveryRead(
+        notification_id=attempt.notification_id,
+        channel_id=channel_id,
+        alerts=len({row.fingerprint for row in rows}),
+        requeued_at=now,
+    )
 
 
 # --- routing
@@ -320,19 +410,42 @@ def put_routing(session: Session, *, org_id: str, body: RoutingWrite) -> Routing
 # --- silences
 
 
+ROLLOUT_SILENCE_SPAN = timedelta(days=7)
+"""How long a rollout silence without ``ends_at`` may last if the rollout never ends."""
+
+
+def _rollout_matchers(session: Session, org_id: str, deployment_id: str) -> list[Matcher]:
+    """The matcher of a rollout silence: 422 for an unknown deployment, 409 if not rolling out."""
+    deployment = deployments.by_id(session, org_id=org_id, deployment_id=deployment_id)
+    if deployment is None:
+        raise InvalidInput(f"No such deployment: {deployment_id}.")
+    if deployment.state not in ROLLOUT_STATES:
+        raise Conflict(f"The deployment is not rolling out (it is {deployment.state}).")
+    return [Matcher(name="deployment", value=deployment_id)]
+
+
 def create_silence(
     session: Session, *, org_id: str, created_by: str, body: SilenceCreate
 ) -> SilenceRead:
-    """A new silence by ``created_by``, starting now unless ``starts_at`` is given."""
+    """A new silence by ``created_by``, starting now unless ``starts_at`` is given.
+
+    A rollout silence (``rollout_of``) matches the deployment's alerts and is in force only
+    while the deployment rolls out (:data:`engine.alerts.silence.ROLLOUT_STATES`).
+    """
     starts = body.starts_at or _now()
-    if body.ends_at <= starts:
+    matchers = list(body.matchers)
+    if body.rollout_of is not None:
+        matchers = _rollout_matchers(session, org_id, body.rollout_of) + matchers
+    ends = body.ends_at or starts + ROLLOUT_SILENCE_SPAN
+    if ends <= starts:
         raise InvalidInput("ends_at must be in the future.")
     silence = AlertSilence(
         id=str(uuid.uuid4()),
         org_id=org_id,
-        matchers=[m.model_dump() for m in body.matchers],
+        matchers=[m.model_dump() for m in matchers],
         starts_at=starts,
-        ends_at=body.ends_at,
+        ends_at=ends,
+        rollout_of=body.rollout_of,
         created_by=created_by,
         comment=body.comment,
         created_at=_now(),
@@ -345,11 +458,14 @@ def create_silence(
 def list_silences(
     session: Session, *, org_id: str, limit: int, cursor: str | None, active: bool | None
 ) -> Page[SilenceRead]:
-    """A page of silences; ``active`` keeps only those in force now (or only the others)."""
-    now = _now()
+    """A page of silences; ``active`` keeps only those in force now (or only the others).
+
+    A rollout silence is in force only while its deployment rolls out.
+    """
     filters: list[Any] = []
-    if active is True:
-        filters = [AlertSilence.starts_at <= now, AlertSilence.ends_at > now]
+    if active is not None:
+        force = and_(*in_force(_now()))
+        filters = [force if active else not_(force)]
     rows, next_cursor = repository.page(
         session, AlertSilence, org_id=org_id, limit=limit, cursor=cursor, filters=filters
     )

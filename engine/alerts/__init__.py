@@ -8,6 +8,7 @@ One module per job, after Prometheus Alertmanager's packages:
 - :mod:`.templates` - annotations rendered with the numbers
 - :mod:`.matchers`, :mod:`.routing` (dispatch), :mod:`.silence`, :mod:`.inhibit`
 - :mod:`.nflog` - the notification log and the pure dedup decision
+- :mod:`.targets` - which rules apply to a window: the deployment's and those following an alias
 - :mod:`.evaluator` - the engine's window listener: state + history + outbox in one go
 - :mod:`.delivery` - the pipeline draining the outbox: wait, mute, dedup, retry, notify
 - :mod:`.notifiers` - webhook (Standard Webhooks), Slack, Teams, Mattermost, email, Alertmanager

@@ -2,8 +2,9 @@
 
 1. **wait** - a group's first message waits ``group_wait`` after its oldest row; later ones
    ``group_interval`` after the last message (:func:`due`).
-2. **mute** - firing alerts matched by an active silence, or inhibited by a firing alert
-   (:mod:`.inhibit`), are dropped (rows ``suppressed``).
+2. **mute** - firing alerts matched by a silence in force (a rollout silence only while its
+   deployment rolls out, :mod:`.silence`), or inhibited by a firing alert (:mod:`.inhibit`),
+   are dropped (rows ``suppressed``).
 3. **dedup** - :func:`engine.alerts.nflog.needs_update` on the notification log; rows that
    change nothing are ``deduplicated``.
 4. **claim** - the rows get the message's id (a UUID derived from the rows: its idempotency
@@ -11,7 +12,9 @@
 5. **retry/notify** - the notifier sends; a retryable failure schedules the next attempt after
    an exponential backoff with jitter (at least the receiver's ``Retry-After``), a permanent
    one, too many attempts or a passed deadline make the rows ``dead``. Every attempt is
-   logged (:class:`~storage.models.AlertDelivery`).
+   logged (:class:`~storage.models.AlertDelivery`). A finished message queued again over
+   the API (redelivery) keeps its id and rows and gets a fresh budget: attempts from 1, the
+   deadline from ``requeued_at``.
 
 Delivery is at least once per message id; receivers deduplicate on it (``webhook-id``).
 """
@@ -32,7 +35,7 @@ from engine.alerts.inhibit import DEFAULT_INHIBIT_RULES, InhibitRule, inhibited
 from engine.alerts.matchers import Matcher
 from engine.alerts.nflog import LogEntry, needs_update
 from engine.alerts.notifiers.base import AlertPayload, Notification, Notifier, NotifyError
-from engine.alerts.silence import Silence, silenced_by
+from engine.alerts.silence import Silence, in_force, silenced_by
 from storage.models import (
     AlertChannel,
     AlertDelivery,
@@ -60,7 +63,7 @@ class RetryPolicy:
     Attempt ``n`` (1-based) waits ``min(cap, base * factor**(n-1))``
     seconds times a uniform jitter in ``[1 - jitter, 1 + jitter]``, and at least the
     receiver's ``Retry-After``. After ``max_attempts`` attempts, or ``deadline_s`` seconds
-    after the oldest row was written, the message is dead.
+    after the oldest row was written (or queued again), the message is dead.
     """
 
     base_s: float = 1.0
@@ -234,7 +237,7 @@ class Deliverer:
                 aware(s.starts_at),
                 aware(s.ends_at),
             )
-            for s in session.scalars(select(AlertSilence))
+            for s in session.scalars(select(AlertSilence).where(*in_force(now)))
         ]
         sources = [
             dict(labels)
@@ -294,7 +297,7 @@ class Deliverer:
         now: datetime,
         report: DeliveryReport,
     ) -> None:
-        oldest = min(aware(r.created_at) for r in rows)
+        oldest = min(aware(r.requeued_at or r.created_at) for r in rows)
         retry_at = self.retry.next_attempt_at(attempt, error, since=oldest, now=now, rng=self.rng)
         dead = retry_at is None
         for row in rows:

@@ -30,6 +30,7 @@ from engine.alerts.lifecycle import Series, Timing, step
 from engine.alerts.notifiers.base import AlertPayload
 from engine.alerts.routing import Route, group_key, match
 from engine.alerts.rules import Condition, Sample, evaluate
+from engine.alerts.targets import rules_for_window
 from engine.alerts.templates import render_all
 from engine.results import WindowResult
 from storage.models import AlertChannel, AlertOutbox, AlertRouting, AlertRule, AlertState
@@ -86,16 +87,12 @@ class AlertEvaluator:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def on_window_closed(self, result: WindowResult) -> None:
-        """Step every rule of the window's deployment; see the module docstring."""
+        """Step every rule that applies to the window (:mod:`.targets`); see the module doc."""
         with self.sessions() as session:
             scope_to(session, self.organization)
-            rules = session.scalars(
-                select(AlertRule).where(
-                    AlertRule.org_id == self.organization,
-                    AlertRule.deployment == result.deployment,
-                    AlertRule.enabled.is_(True),
-                )
-            ).all()
+            rules = rules_for_window(
+                session, organization=self.organization, deployment=result.deployment
+            )
             if not rules:
                 return
             rows = session.scalars(
@@ -125,9 +122,9 @@ class AlertEvaluator:
         states: dict[str, AlertState],
     ) -> tuple[str | None, AlertState, str | None]:
         # a rule may set ``alertname`` (two rules, warning and critical, sharing one name
-        # for inhibition); the deployment and the severity are always the rule's
+        # for inhibition); the severity is always the rule's, the deployment the window's
         labels = {"alertname": rule.name} | rule.labels | sample.labels
-        labels |= {"deployment": rule.deployment, "severity": rule.severity}
+        labels |= {"deployment": result.deployment, "severity": rule.severity}
         fp = fingerprint(rule.id, labels)
         row = states.get(fp)
         timing = Timing(rule.for_windows, rule.for_ms, rule.keep_firing_for_ms)
@@ -159,12 +156,12 @@ class AlertEvaluator:
             "labels": labels,
             "rule": rule.name,
             "severity": rule.severity,
-            "deployment": rule.deployment,
+            "deployment": result.deployment,
             "window_start": iso_ms(result.start_ms),
             "window_end": iso_ms(result.end_ms),
             "state": series.state,
         }
-        row.deployment, row.severity, row.labels = rule.deployment, rule.severity, labels
+        row.deployment, row.severity, row.labels = result.deployment, rule.severity, labels
         row.annotations = render_all(rule.annotations, context)
         row.state, row.value, row.streak = series.state, series.value, series.streak
         row.active_since_ms, row.last_active_ms = series.active_since_ms, series.last_active_ms

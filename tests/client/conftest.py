@@ -38,6 +38,7 @@ def api_settings(chdb_folder: Path, tmp_path_factory: pytest.TempPathFactory) ->
         clickhouse_url=chdb_url,
         monitors_file=write_monitors(folder),
         jwt_secret="s" * 48,  # type: ignore[arg-type]
+        secrets_key="k6nLqyTRV-XnL2u1SbtcAVvtpTnrl7jfgeQKNLCtATQ=",  # type: ignore[arg-type]
         environment="production",  # type: ignore[arg-type]
         argon2_time_cost=1,
         argon2_memory_kib=64,

@@ -20,14 +20,16 @@ from control_api.app import create_app
 from driftline.settings import Settings
 
 SECRET = "s" * 48
+SECRETS_KEY = "k6nLqyTRV-XnL2u1SbtcAVvtpTnrl7jfgeQKNLCtATQ="  # a Fernet key for channel secrets
 PASSWORD = "correct horse battery"
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Test settings: a strong secret, cheap Argon2, no Redis unless given."""
+    """Test settings: strong secrets, cheap Argon2, no Redis unless given."""
     values: dict[str, Any] = {
         "data_dir": tmp_path / "data",
         "jwt_secret": SECRET,
+        "secrets_key": SECRETS_KEY,
         "environment": "production",
         "argon2_time_cost": 1,
         "argon2_memory_kib": 64,

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from control_api.app import create_app
 from control_api.auth.tokens import ConfigurationError
 from control_api.observability import JsonFormatter, request_id
-from tests.control_api.conftest import make_settings
+from tests.control_api.conftest import SECRETS_KEY, make_settings
 
 
 @pytest.mark.parametrize("secret", ["", "short", "changethis", "secret"])
@@ -189,4 +189,5 @@ def test_asgi_entry_point_reads_the_environment(monkeypatch, tmp_path):
 
     monkeypatch.setenv("DRIFTLINE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("DRIFTLINE_JWT_SECRET", "k" * 40)
+    monkeypatch.setenv("DRIFTLINE_SECRETS_KEY", SECRETS_KEY)
     assert app_from_env().state.ctx.settings.data_dir == tmp_path

@@ -108,6 +108,10 @@ ROUTES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("DELETE", "/v1/channels/{channel_id}"): ("admin", frozenset()),
     ("POST", "/v1/channels/{channel_id}/test"): ("admin", frozenset()),
     ("GET", "/v1/channels/{channel_id}/deliveries"): ("admin", frozenset()),
+    ("POST", "/v1/channels/{channel_id}/deliveries/{delivery_id}/redeliver"): (
+        "admin",
+        frozenset(),
+    ),
     ("GET", "/v1/alert-routing"): ("viewer", frozenset({"read"})),
     ("PUT", "/v1/alert-routing"): ("admin", frozenset()),
     ("POST", "/v1/silences"): ("editor", frozenset()),
@@ -145,7 +149,13 @@ ISSUE_6_PATH_PARAMS = {
     "webhook_id": "w",
 }
 # path parameters of the alerting routes (issue 7)
-ISSUE_7_PATH_PARAMS = {"rule_id": "r", "channel_id": "c", "silence_id": "s", "alert_id": "a"}
+ISSUE_7_PATH_PARAMS = {
+    "rule_id": "r",
+    "channel_id": "c",
+    "delivery_id": "x",
+    "silence_id": "s",
+    "alert_id": "a",
+}
 ENDS_SESSION = {("POST", "/v1/auth/logout"), ("DELETE", "/v1/auth/sessions")}
 
 

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -179,8 +180,9 @@ class Receiver:
         return [r for r in self.received if r.headers.get("x-answered") == "2xx"]
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@contextmanager
+def running_receiver(port: int = 0) -> Iterator[Receiver]:
+    """A :class:`Receiver` listening on 127.0.0.1:``port`` (0: any free port) until exit."""
     state: dict[str, Receiver] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -206,12 +208,20 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     state["r"] = Receiver(server)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield state["r"]
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    try:
+        yield state["r"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as running:
+        yield running
