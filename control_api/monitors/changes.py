@@ -223,6 +223,7 @@ class MonitorWatch:
                 message = pubsub.get_message(timeout=0.5)
                 if message is not None and message["type"] == "subscribe":
                     self.subscribed.set()
+                    _log.info("monitor changes: subscribed to %s", self._channel)
                     return pubsub
             raise redis.TimeoutError("the subscription was not confirmed")
         except (redis.RedisError, OSError) as error:

@@ -8,6 +8,7 @@ message is lost (an API without Redis publishes nothing) must be caught by the p
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import time
 import uuid
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -24,6 +26,15 @@ from storage.clickhouse.client import connect
 from storage.clickhouse.migrations import MigrationParams, migrate
 from tests.control_api.conftest import Api
 from tests.control_api.test_e2e_embedded import _events, _reference_csv
+from tests.engine.kafka_worker_tools import (
+    MINUTE,
+    WorkerProcess,
+    ends,
+    produce,
+    query_folder,
+    start_of_run,
+    wait_until,
+)
 
 pytestmark = pytest.mark.redis
 WITHIN_SECONDS = 5.0
@@ -192,3 +203,118 @@ def test_an_embedded_engine_follows_a_change_made_through_another_api_process(
         while [m.min_samples for m in hub.running(ids["org"])] != [7]:
             assert time.monotonic() < deadline, "the embedded engine did not follow"
             time.sleep(0.05)
+
+
+# -- a real `driftline worker` on the real broker ---------------------------------------
+
+
+def _minute(deployment: str, t0: int, minute: int, count: int, first: int) -> list[Any]:
+    """(key, value) of ``count`` events of ``deployment`` in ``minute``, 200 ms apart."""
+    at = t0 + minute * MINUTE + first * 200
+    return [
+        (
+            deployment.encode(),
+            orjson.dumps(
+                {
+                    "event_id": f"{deployment}-{minute}-{first + i}",
+                    "ts": at + i * 200,
+                    "deployment": deployment,
+                    "features": {"x": 0.1 * (i % 7), "c": "a" if i % 2 else "b"},
+                    "prediction": 0.5,
+                }
+            ),
+        )
+        for i in range(count)
+    ]
+
+
+def _wait_for_log(worker: WorkerProcess, text: str, timeout: float) -> float:
+    """Seconds until ``text`` is in the worker's log (fails after ``timeout``)."""
+    started = time.monotonic()
+    while text not in worker.log():
+        assert worker.process.poll() is None, worker.log()[-4000:]
+        assert time.monotonic() - started < timeout, f"no {text!r}:\n{worker.log()[-4000:]}"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_running_driftline_worker_applies_a_change_made_over_the_api_within_seconds(
+    app_factory, redis_url, chdb_url, prefix, db_url, kafka_bootstrap, unique_name, tmp_path
+):
+    app = app_factory(
+        redis_url=redis_url, redis_key_prefix=prefix, clickhouse_url=chdb_url, engine_embedded=False
+    )
+    with TestClient(app) as client:
+        api = Api(client)
+        ids = configure(api)
+        first, second = ids["deployments"]
+        topic, dead = f"events-{unique_name}", f"dead-{unique_name}"
+        worker = WorkerProcess.start(
+            tmp_path / "worker",
+            {
+                "DRIFTLINE_DATABASE_URL": db_url,
+                "DRIFTLINE_OBJECTS_DIR": str(app.state.ctx.settings.data_dir / "objects"),
+                "DRIFTLINE_REDIS_URL": redis_url,
+                "DRIFTLINE_REDIS_KEY_PREFIX": prefix,
+                "DRIFTLINE_MONITOR_POLL_SECONDS": "0",  # pub/sub alone must do it
+                "DRIFTLINE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+                "DRIFTLINE_KAFKA_ORGANIZATION": ids["org"],
+                "DRIFTLINE_KAFKA_EVENTS_TOPIC": topic,
+                "DRIFTLINE_KAFKA_DEAD_LETTER_TOPIC": dead,
+                "DRIFTLINE_KAFKA_GROUP_ID": f"driftline-test-{unique_name}",
+                "DRIFTLINE_KAFKA_PARTITIONS": "2",
+                "DRIFTLINE_KAFKA_BATCH_SIZE": "200",
+                "DRIFTLINE_KAFKA_BATCH_SECONDS": "0.2",
+            },
+        )
+        try:
+            _wait_for_log(worker, "monitor changes: subscribed", timeout=60)
+            t0 = start_of_run()
+            placed = asyncio.run(
+                produce(
+                    kafka_bootstrap,
+                    topic,
+                    _minute(first, t0, 0, 100, 0) + _minute(second, t0, 0, 100, 0),
+                )
+            )
+            wait_until([worker], ends(placed))  # the second deployment has no monitor yet
+
+            set_min_samples(api, ids, 10)  # the first one's window 0 is open
+            add_monitor(api, ids, second)
+            took = _wait_for_log(worker, "now runs 2 monitors", timeout=WITHIN_SECONDS)
+            print(f"change applied by the worker {took:.2f} s after the API answered")
+
+            later = (
+                _minute(first, t0, 0, 50, 100)
+                + _minute(first, t0, 1, 100, 0)
+                + _minute(second, t0, 1, 100, 0)
+                + _minute(first, t0, 2, 5, 0)
+                + _minute(second, t0, 2, 5, 0)
+            )
+            placed += asyncio.run(produce(kafka_bootstrap, topic, later))
+            wait_until([worker], ends(placed))
+        finally:
+            stopped = worker.stop()
+        assert stopped == 0, worker.log()[-4000:]
+
+    windows, letters = query_folder(
+        tmp_path / "worker",
+        [
+            "SELECT deployment, toUnixTimestamp64Milli(window_start), event_count "
+            "FROM window_aggregates ORDER BY ALL",
+            "SELECT deployment, count() FROM dead_letters GROUP BY deployment",
+        ],
+    )
+    minute = {(d, (start - t0) // MINUTE, n) for d, start, n in windows}
+    assert minute == {
+        (first, 0, 100),  # closed at the change, under the old monitor (its own key)
+        (first, 0, 50),  # the rest of that minute, under the new monitor
+        (first, 1, 100),
+        (second, 1, 100),  # the new monitor ran the events after the change
+    }
+    assert len(windows) == 4
+    assert letters == [[second, 100]]  # before the change: no monitor, dead-lettered
