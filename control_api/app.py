@@ -118,7 +118,7 @@ def _build_context(settings: Settings) -> ApiContext:
     # the outbox is written by whichever process evaluates the rules (the embedded engine or
     # the Kafka workers); the API delivers it in every mode
     ctx.delivery = DeliveryLoop(
-        (AlertDrain(ctx.sessions, box), WebhookDrain(ctx.sessions)),
+        (AlertDrain(ctx.sessions, box), WebhookDrain(ctx.sessions, box)),
         interval_seconds=settings.alert_delivery_seconds,
     )
     return ctx

@@ -152,7 +152,7 @@ def rotate_secrets_key_command() -> None:
         raise typer.Exit(code=1) from error
     finally:
         engine.dispose()
-    typer.echo(f"secrets of {count} channels encrypted under the first key")
+    typer.echo(f"secrets of {count} channels and webhooks encrypted under the first key")
 
 
 def up_command(

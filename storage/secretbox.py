@@ -65,6 +65,14 @@ class SecretBox:
         """``secrets`` encrypted again under the first key (plaintext ones for the first time)."""
         return self.seal(self.open(secrets))
 
+    def seal_value(self, value: Any) -> Any:
+        """One value encrypted under the first key (empty values stay as they are)."""
+        return self._seal(value)
+
+    def open_value(self, name: str, value: Any) -> Any:
+        """One value decrypted; ``name`` labels the error when no key opens it."""
+        return self._open(name, value)
+
     def _seal(self, value: Any) -> Any:
         if not value:
             return value

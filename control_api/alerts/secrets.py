@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from control_api.auth.tokens import ConfigurationError
 from driftline.settings import Environment, Settings
-from storage.models import AlertChannel
+from storage.models import AlertChannel, DeploymentWebhook
 from storage.secretbox import SecretBox, SecretsError, local_key
 from storage.tenancy import unscoped
 
@@ -40,14 +40,20 @@ def secret_box(settings: Settings) -> SecretBox:
 
 
 def reseal_all(sessions: sessionmaker[Session], box: SecretBox) -> int:
-    """Seal every organization's channel secrets again under ``box``'s first key.
+    """Seal every channel's and deployment webhook's secrets again under ``box``'s first key.
 
     One transaction: a secret that opens with none of the keys (:class:`SecretsError`)
-    changes nothing. Returns the number of channels.
+    changes nothing. Returns the number of channels and webhooks resealed.
     """
     with sessions() as session, unscoped(session):
         channels = session.scalars(select(AlertChannel)).all()
         for channel in channels:
             channel.secrets = box.reseal(channel.secrets)
+        hooks = session.scalars(select(DeploymentWebhook)).all()
+        for hook in hooks:
+            hook.secrets = {
+                name: [box.seal_value(box.open_value(name, value)) for value in values]
+                for name, values in hook.secrets.items()
+            }
         session.commit()
-    return len(channels)
+    return len(channels) + len(hooks)

@@ -33,6 +33,7 @@ from engine.alerts.delivery import DeliveryReport, RetryPolicy, aware
 from engine.alerts.notifiers.base import NotifyError, post_json
 from engine.alerts.notifiers.webhook import signed_message
 from storage.models import DeploymentWebhook, DeploymentWebhookDelivery, DeploymentWebhookOutbox
+from storage.secretbox import SecretBox, SecretsError
 from storage.tenancy import scope_to, unscoped
 
 __all__ = ["WebhookDeliverer", "WebhookDrain"]
@@ -50,6 +51,7 @@ class WebhookDeliverer:
     sessions: sessionmaker[Session]
     organization: str
     client: httpx.Client
+    box: SecretBox
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     stamp: Callable[[], float] = field(default=time.time)
@@ -84,13 +86,23 @@ class WebhookDeliverer:
     ) -> bool:
         """Send one message; whether the subscription may go on to its next message."""
         attempt = row.attempts + 1
-        secrets = tuple(hook.secrets.get("signing_secrets", ()))
-        body, headers = signed_message(
-            secrets, row.id, row.event_type, row.payload, int(self.stamp())
-        )
+        error: NotifyError | None = None
+        code: int | None = None
         try:
+            secrets = tuple(
+                self.box.open_value("signing_secrets", sealed)
+                for sealed in hook.secrets.get("signing_secrets", ())
+            )
+            body, headers = signed_message(
+                secrets, row.id, row.event_type, row.payload, int(self.stamp())
+            )
             code = post_json(self.client, hook.url, body, headers | _USER_AGENT)
-        except NotifyError as error:
+        except SecretsError as unreadable:  # no attempt can succeed until the key is set
+            detail = f"the webhook's secrets cannot be read: {unreadable}"
+            error = NotifyError(detail, retryable=False)
+        except NotifyError as failed:
+            error = failed
+        if error is not None:
             since = aware(row.created_at)
             retry_at = self.retry.next_attempt_at(
                 attempt, error, since=since, now=now, rng=self.rng
@@ -138,6 +150,7 @@ class WebhookDrain:
     """Every organization's deployment webhook outbox (a drain of the runtime's delivery loop)."""
 
     sessions: sessionmaker[Session]
+    box: SecretBox
 
     def __call__(self, client: httpx.Client) -> int:
         """One pass over every organization with pending messages; messages delivered."""
@@ -148,6 +161,6 @@ class WebhookDrain:
                 .distinct()
             ).all()
         return sum(
-            WebhookDeliverer(self.sessions, organization, client).run_once().sent
+            WebhookDeliverer(self.sessions, organization, client, self.box).run_once().sent
             for organization in organizations
         )

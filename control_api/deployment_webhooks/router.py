@@ -17,7 +17,7 @@ from control_api.deployment_webhooks.schemas import (
     WebhookRead,
     WebhookUpdate,
 )
-from control_api.deps import Principal, SessionDep, require
+from control_api.deps import ContextDep, Principal, SessionDep, require
 from control_api.errors import responses
 from control_api.rbac import Permission
 from control_api.schemas import LIMIT_DEFAULT, LIMIT_MAX, Page
@@ -34,9 +34,11 @@ _WRITE = responses(401, 403, 404, 409, 422, 429)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=_WRITE)
-def create_webhook(body: WebhookCreate, principal: Admin, session: SessionDep) -> WebhookRead:
+def create_webhook(
+    body: WebhookCreate, principal: Admin, session: SessionDep, ctx: ContextDep
+) -> WebhookRead:
     """Subscribe a URL to deployment transitions; the signing secrets are write-only."""
-    return service.create(session, org_id=principal.org_id, body=body)
+    return service.create(session, org_id=principal.org_id, body=body, box=ctx.secret_box)
 
 
 @router.get("", responses=responses(400, 401, 403, 422, 429))
@@ -55,10 +57,12 @@ def get_webhook(webhook_id: str, principal: Reader, session: SessionDep) -> Webh
 
 @router.patch("/{webhook_id}", responses=_WRITE)
 def update_webhook(
-    webhook_id: str, body: WebhookUpdate, principal: Admin, session: SessionDep
+    webhook_id: str, body: WebhookUpdate, principal: Admin, session: SessionDep, ctx: ContextDep
 ) -> WebhookRead:
     """Change a deployment webhook (rotate its secrets by giving new and old)."""
-    return service.update(session, org_id=principal.org_id, webhook_id=webhook_id, body=body)
+    return service.update(
+        session, org_id=principal.org_id, webhook_id=webhook_id, body=body, box=ctx.secret_box
+    )
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ONE)

@@ -1,8 +1,9 @@
 """Deployment webhook subscriptions of one organization, and their delivery log.
 
-Secrets are write-only: stored, used to sign, never returned (:class:`WebhookRead` counts
-them). A subscription may name one deployment of the organization; its messages and
-delivery log go with it when it is deleted.
+Secrets are write-only: stored encrypted (each one sealed by the
+:class:`~storage.secretbox.SecretBox`, so they can be counted without the key), used to
+sign, never returned (:class:`WebhookRead` counts them). A subscription may name one
+deployment of the organization; its messages and delivery log go with it when it is deleted.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from control_api.deployments import repository as deployments
 from control_api.errors import Conflict, NotFound
 from control_api.schemas import Page
 from storage.models import DeploymentWebhook
+from storage.secretbox import SecretBox
 
 __all__ = ["create", "delete", "get", "list_deliveries", "list_page", "update"]
 
@@ -57,7 +59,11 @@ def _commit(session: Session) -> None:
         raise Conflict("A deployment webhook with this name already exists.") from error
 
 
-def create(session: Session, *, org_id: str, body: WebhookCreate) -> WebhookRead:
+def _sealed(box: SecretBox, secrets: list[str]) -> dict[str, list[str]]:
+    return {"signing_secrets": [box.seal_value(secret) for secret in secrets]}
+
+
+def create(session: Session, *, org_id: str, body: WebhookCreate, box: SecretBox) -> WebhookRead:
     """A new subscription; 404 when ``deployment_id`` is not one of the organization's."""
     if body.deployment_id is not None and (
         deployments.by_id(session, org_id=org_id, deployment_id=body.deployment_id) is None
@@ -71,7 +77,7 @@ def create(session: Session, *, org_id: str, body: WebhookCreate) -> WebhookRead
         url=str(body.url),
         deployment_id=body.deployment_id,
         events=list(body.events),
-        secrets={"signing_secrets": list(body.signing_secrets)},
+        secrets=_sealed(box, list(body.signing_secrets)),
         enabled=body.enabled,
         created_at=now,
         updated_at=now,
@@ -94,7 +100,9 @@ def list_page(
     return Page(items=[_read(r) for r in rows], next_cursor=next_cursor)
 
 
-def update(session: Session, *, org_id: str, webhook_id: str, body: WebhookUpdate) -> WebhookRead:
+def update(
+    session: Session, *, org_id: str, webhook_id: str, body: WebhookUpdate, box: SecretBox
+) -> WebhookRead:
     """Change a subscription; given ``signing_secrets`` replace the stored ones."""
     hook = _get(session, org_id=org_id, webhook_id=webhook_id)
     if body.name is not None:
@@ -104,7 +112,7 @@ def update(session: Session, *, org_id: str, webhook_id: str, body: WebhookUpdat
     if body.events is not None:
         hook.events = list(body.events)
     if body.signing_secrets is not None:
-        hook.secrets = {"signing_secrets": list(body.signing_secrets)}
+        hook.secrets = _sealed(box, list(body.signing_secrets))
     if body.enabled is not None:
         hook.enabled = body.enabled
     hook.updated_at = datetime.now(UTC)

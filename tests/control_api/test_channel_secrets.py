@@ -121,7 +121,7 @@ def test_plaintext_rows_keep_working_and_rotation_reseals_every_channel(
     env["DRIFTLINE_SECRETS_KEY"] = f"{new},{SECRETS_KEY}"
     rotated = CliRunner().invoke(cli, ["admin", "rotate-secrets-key"], env=env)
     assert rotated.exit_code == 0, rotated.output
-    assert "secrets of 2 channels" in rotated.output
+    assert "secrets of 2 channels and webhooks" in rotated.output
 
     stored = _stored(app)
     assert SECRET not in json.dumps(stored)

@@ -4,12 +4,14 @@ Messages go to a real HTTP receiver on 127.0.0.1 and are verified with the refer
 Standard Webhooks library; on SQLite and PostgreSQL.
 """
 
+import json
 import time
 from datetime import UTC, datetime
 
 import httpx
 import orjson
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
@@ -68,8 +70,9 @@ def _subscribe(api, headers, url, **extra):
 
 def _deliverer(app, org_id, client, clock=None):
     kwargs = {"clock": clock} if clock is not None else {}
+    ctx = app.state.ctx
     return WebhookDeliverer(
-        app.state.ctx.sessions, org_id, client, retry=RetryPolicy(jitter=0.0), **kwargs
+        ctx.sessions, org_id, client, ctx.secret_box, retry=RetryPolicy(jitter=0.0), **kwargs
     )
 
 
@@ -84,7 +87,7 @@ def _outbox_rows(app, org_id):
         return session.scalar(select(func.count()).select_from(DeploymentWebhookOutbox))
 
 
-def test_subscriptions_keep_secrets_write_only(api, receiver):
+def test_subscriptions_keep_secrets_write_only(api, app, receiver):
     owner = api.owner()
     admin = api.member(owner, "admin")
     editor = api.member(owner, "editor")
@@ -125,6 +128,12 @@ def test_subscriptions_keep_secrets_write_only(api, receiver):
     )
     assert rotated.status_code == 200, rotated.text
     assert (rotated.json()["signing_secrets"], rotated.json()["enabled"]) == (2, False)
+    with app.state.ctx.sessions() as session:  # encrypted at rest: no secret in the row
+        raw = session.execute(sa.text("SELECT secrets FROM deployment_webhooks")).scalar_one()
+    raw = raw if isinstance(raw, str) else json.dumps(raw)
+    assert OLD.removeprefix("whsec_") not in raw
+    assert NEW.removeprefix("whsec_") not in raw
+    assert raw.count("fernet:") == 2
     assert api.client.patch(path, headers=editor, json={"enabled": True}).status_code == 403
     listed = api.client.get("/v1/deployment-webhooks", headers=viewer).json()
     assert [h["id"] for h in listed["items"]] == [created["id"]]
