@@ -36,7 +36,7 @@ from control_api.metrics_api.router import fleet_router
 from control_api.metrics_api.router import router as metrics_router
 from control_api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from control_api.models_registry.router import router as models_router
-from control_api.monitors.changes import MonitorChanges, MonitorWatch, channel_name
+from control_api.monitors.changes import MonitorChanges, MonitorWatch
 from control_api.monitors.router import router as monitors_router
 from control_api.monitors.source import MonitorService
 from control_api.observability import ApiMetrics
@@ -110,8 +110,8 @@ def _build_context(settings: Settings) -> ApiContext:
     cache_metrics = CacheMetrics(ctx.metrics.registry)
     ctx.cache = build_cache(settings, cache_metrics)
     ctx.closers.append(ctx.cache.close)
-    channel = channel_name(settings.redis_key_prefix)
-    ctx.monitor_changes = MonitorChanges(redis_client, channel=channel, metrics=cache_metrics)
+    ctx.monitor_changes = MonitorChanges.from_settings(settings, cache_metrics)
+    ctx.closers.append(ctx.monitor_changes.close)
     if settings.engine_embedded:
         ctx.engine_hub = _engine_hub(settings, ctx, cache_metrics)
         ctx.closers.append(ctx.engine_hub.close)

@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 
-from control_api.cache import CacheMetrics
+from control_api.cache import TIMEOUT_SECONDS, CacheMetrics
 from control_api.monitors.source import MonitorService
 from driftline.settings import Settings
 
@@ -64,6 +64,29 @@ class MonitorChanges:
         self._channel = channel
         self._metrics = metrics
         self._listeners: list[Callable[[str], None]] = []
+
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: CacheMetrics) -> MonitorChanges:
+        """The notifier of these settings: Redis when ``redis_url`` is set.
+
+        Its client has the cache's short timeouts: a Redis that hangs delays a monitor
+        write by at most that, and never blocks it.
+        """
+        client = (
+            redis.Redis.from_url(
+                settings.redis_url,
+                socket_timeout=TIMEOUT_SECONDS,
+                socket_connect_timeout=TIMEOUT_SECONDS,
+            )
+            if settings.redis_url
+            else None
+        )
+        return cls(client, channel=channel_name(settings.redis_key_prefix), metrics=metrics)
+
+    def close(self) -> None:
+        """Close the Redis client."""
+        if self._client is not None:
+            self._client.close()
 
     def listen(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(organization)`` in this process at every change."""
