@@ -1,4 +1,4 @@
-"""Fixtures of the SDK tests: the real API served by uvicorn on loopback, the Kafka broker.
+"""Fixtures of the SDK tests: the real API served by uvicorn on loopback.
 
 The API is built like tests/control_api/test_ingest.py (a migrated chDB database, a
 monitors file, a migrated SQLite control database) and served in a background thread; an
@@ -7,7 +7,6 @@ organization is signed up over HTTP and given an ingest-scoped API key.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,15 +60,3 @@ def served_api(api_settings: Settings) -> Iterator[str]:
 def stack(served_api: str, api_settings: Settings) -> Stack:
     """A fresh organization and ingest key on the module's served API."""
     return sign_up(served_api, api_settings)
-
-
-@pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
-    """``host:port`` of the test broker; a missing broker is a failure, not a skip."""
-    bootstrap = os.environ.get("DRIFTLINE_TEST_KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        pytest.fail(
-            "DRIFTLINE_TEST_KAFKA_BOOTSTRAP is not set: start the broker with "
-            "`source .ci/services.sh` (or run .ci/run)"
-        )
-    return bootstrap
