@@ -4,7 +4,8 @@ A *sample* is one series' reading in one window: its extra labels (for example t
 the number compared (``value``), what it is compared with (``threshold``) and whether the
 condition holds (``active``). :func:`evaluate` returns ``None`` when the window says nothing
 about the condition (a label-phase result for a drift rule, no latency sent), so the series
-keep their state; an empty list means "no series".
+keep their state; an empty list means "no series". :func:`read` gives the same samples as
+columns (:class:`Readings`: no object per series, for rules over thousands of features).
 
 Conditions (``kind``):
 
@@ -40,9 +41,11 @@ __all__ = [
     "NoData",
     "PValue",
     "PerformanceDrop",
+    "Readings",
     "Sample",
     "ThroughputDrop",
     "evaluate",
+    "read",
 ]
 
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape"})
@@ -141,36 +144,74 @@ class Sample:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Readings:
+    """A condition's samples in one window, as columns: series ``i`` is ``keys[i]``.
+
+    Series ``i`` reads ``values[i]`` against ``thresholds[i]`` and is ``active[i]``. Its key
+    tells it apart among the condition's series without building its labels: the feature
+    of a drift condition (labels ``{"feature": key, "statistic": statistic}``), ``""`` for a
+    condition with one series (no labels). Keys may repeat only if the window's rows do.
+    """
+
+    keys: list[str]
+    values: list[float]
+    thresholds: list[float]
+    active: list[bool]
+    statistic: str | None = None
+
+    def labels(self, key: str) -> dict[str, str]:
+        """The labels of the series ``key``."""
+        if self.statistic is None:
+            return {}
+        return {"feature": key, "statistic": self.statistic}
+
+    def sample(self, i: int) -> Sample:
+        """Series ``i`` as a :class:`Sample`."""
+        labels = self.labels(self.keys[i])
+        return Sample(self.values[i], self.thresholds[i], self.active[i], labels)
+
+
 _QUANTILE = {"p50": 0, "p90": 1, "p99": 2}
 
 
-def _drift(condition: DriftStatistic | PValue, result: WindowResult) -> list[Sample]:
-    out: list[Sample] = []
-    for row in result.drift:
-        if row.statistic != condition.statistic or row.insufficient:
-            continue
-        if condition.features and row.feature not in condition.features:
-            continue
-        labels = {"feature": row.feature, "statistic": row.statistic}
-        if isinstance(condition, DriftStatistic):
-            limit = row.threshold if condition.threshold is None else condition.threshold
-            out.append(Sample(row.value, limit, row.value >= limit, labels))
-            continue
+def _one(value: float, threshold: float, active: bool) -> Readings:
+    return Readings([""], [value], [threshold], [active])
+
+
+def _drift(condition: DriftStatistic | PValue, result: WindowResult) -> Readings:
+    statistic, only = condition.statistic, frozenset(condition.features)
+    rows = [
+        row
+        for row in result.drift
+        if row.statistic == statistic and not row.insufficient and (not only or row.feature in only)
+    ]
+    if isinstance(condition, DriftStatistic):
+        fixed = condition.threshold
+        values = [row.value for row in rows]
+        limits = [row.threshold for row in rows] if fixed is None else [fixed] * len(rows)
+        active = [value >= limit for value, limit in zip(values, limits, strict=True)]
+        return Readings([row.feature for row in rows], values, limits, active, statistic)
+    keys: list[str] = []
+    values = []
+    for row in rows:
         p = row.p_value_adjusted if condition.adjusted else row.p_value
         if p is not None and not math.isnan(p):
-            out.append(Sample(p, condition.alpha, p <= condition.alpha, labels))
-    return out
+            keys.append(row.feature)
+            values.append(p)
+    alpha = condition.alpha
+    return Readings(keys, values, [alpha] * len(keys), [p <= alpha for p in values], statistic)
 
 
-def _share(condition: DriftedShare, result: WindowResult) -> list[Sample]:
+def _share(condition: DriftedShare, result: WindowResult) -> Readings:
     features = {r.feature for r in result.drift if not r.insufficient}
     if not features:
-        return []
+        return Readings([], [], [], [])
     share = len(set(result.drifted_features) & features) / len(features)
-    return [Sample(share, condition.threshold, share >= condition.threshold)]
+    return _one(share, condition.threshold, share >= condition.threshold)
 
 
-def _performance(condition: PerformanceDrop, result: WindowResult) -> list[Sample] | None:
+def _performance(condition: PerformanceDrop, result: WindowResult) -> Readings | None:
     for name, value, _n in result.performance:
         if name != condition.metric or math.isnan(value):
             continue
@@ -179,12 +220,12 @@ def _performance(condition: PerformanceDrop, result: WindowResult) -> list[Sampl
             drop = -drop
         if condition.relative:
             drop = drop / abs(condition.baseline) if condition.baseline else math.inf
-        return [Sample(value, condition.max_drop, drop > condition.max_drop)]
+        return _one(value, condition.max_drop, drop > condition.max_drop)
     return None
 
 
-def evaluate(condition: Condition, result: WindowResult) -> list[Sample] | None:
-    """The samples of ``condition`` in ``result`` (``None``: the window does not tell)."""
+def read(condition: Condition, result: WindowResult) -> Readings | None:
+    """The readings of ``condition`` in ``result`` (``None``: the window does not tell)."""
     if isinstance(condition, PerformanceDrop):
         return _performance(condition, result)
     if result.phase == "labels":
@@ -197,15 +238,21 @@ def evaluate(condition: Condition, result: WindowResult) -> list[Sample] | None:
         latency = result.latency_ms[_QUANTILE[condition.quantile]]
         if math.isnan(latency):
             return None
-        return [Sample(latency, condition.slo_ms, latency > condition.slo_ms)]
+        return _one(latency, condition.slo_ms, latency > condition.slo_ms)
     if isinstance(condition, ErrorRate):
         if result.events <= 0:
             return None
         rate = result.errors / result.events
-        return [Sample(rate, condition.threshold, rate > condition.threshold)]
+        return _one(rate, condition.threshold, rate > condition.threshold)
     if isinstance(condition, ThroughputDrop):
         drop = (condition.baseline_events - result.events) / condition.baseline_events
-        return [Sample(float(result.events), condition.baseline_events, drop > condition.max_drop)]
-    return [
-        Sample(float(result.events), condition.min_events, result.events < condition.min_events)
-    ]
+        return _one(float(result.events), condition.baseline_events, drop > condition.max_drop)
+    return _one(float(result.events), condition.min_events, result.events < condition.min_events)
+
+
+def evaluate(condition: Condition, result: WindowResult) -> list[Sample] | None:
+    """The samples of ``condition`` in ``result`` (``None``: the window does not tell)."""
+    readings = read(condition, result)
+    if readings is None:
+        return None
+    return [readings.sample(i) for i in range(len(readings.keys))]
