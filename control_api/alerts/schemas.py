@@ -198,7 +198,12 @@ class SilenceRead(ORMModel):
 
 
 class AlertRead(ORMModel):
-    """An alert series' current state; ``value`` is the last window's compared number."""
+    """An alert series' current state.
+
+    ``value``, ``annotations`` and ``evaluated_at_ms`` are those of the last window that
+    changed the series: every window while it is pending or firing; an inactive or resolved
+    series keeps them until a window moves it again.
+    """
 
     id: str
     rule_id: str

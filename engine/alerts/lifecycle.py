@@ -10,6 +10,9 @@ series and the transition (if any) out. All times are epoch milliseconds of even
   ``end - last_active >= keep_firing_for_ms`` (0: at the first inactive window), otherwise
   it keeps firing (hysteresis).
 - A window that ends at or before the last evaluated one changes nothing (replays).
+
+An inactive window leaves an inactive or resolved series as it was but for ``value`` and
+``evaluated_at_ms`` (its streak is already 0): the evaluator does not rewrite such series.
 """
 
 from __future__ import annotations
