@@ -45,6 +45,7 @@ from control_api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimit
 from control_api.references.router import router as references_router
 from control_api.references.store import object_store
 from control_api.runtime import AlertDrain, DeliveryLoop, alert_listener
+from control_api.session_gate import SessionGate
 from control_api.users.router import router as users_router
 from driftline import __version__
 from driftline.settings import Settings
@@ -101,6 +102,8 @@ def _build_context(settings: Settings) -> ApiContext:
         limiter=limiter,
         metrics=ApiMetrics(),
         secret_box=box,
+        # as many request sessions as the pool has connections (control_api.session_gate)
+        session_gate=SessionGate(settings.db_pool_size + settings.db_max_overflow),
         redis=redis_client,
     )
     ctx.closers.append(engine.dispose)

@@ -22,6 +22,7 @@ from control_api.cache import Cache, NoCache
 from control_api.monitors.changes import MonitorChanges, MonitorWatch
 from control_api.observability import ApiMetrics
 from control_api.ratelimit import RateLimiter
+from control_api.session_gate import SessionGate
 from driftline.settings import Settings
 from engine.embedded import EngineHub
 from storage.secretbox import SecretBox
@@ -44,6 +45,7 @@ class ApiContext:
     limiter: RateLimiter
     metrics: ApiMetrics
     secret_box: SecretBox
+    session_gate: SessionGate
     redis: redis.Redis | None = None
     metrics_probe: Callable[[], None] | None = None
     engine_hub: EngineHub | None = None

@@ -8,15 +8,16 @@ tenant-scoped, see :mod:`storage.tenancy`) and applies the per-caller rate limit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from control_api.auth.tokens import TokenClaims, TokenError
 from control_api.context import ApiContext
@@ -42,8 +43,12 @@ _LAST_USED_RESOLUTION = timedelta(minutes=1)
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 
 
-def get_context(request: Request) -> ApiContext:
-    """The application's :class:`ApiContext`."""
+async def get_context(request: Request) -> ApiContext:
+    """The application's :class:`ApiContext`.
+
+    ``async`` (as are the other dependencies that never block): FastAPI runs a plain ``def``
+    dependency on a worker thread, a hop that costs more than the work here.
+    """
     ctx: ApiContext = request.app.state.ctx
     return ctx
 
@@ -51,10 +56,19 @@ def get_context(request: Request) -> ApiContext:
 ContextDep = Annotated[ApiContext, Depends(get_context)]
 
 
-def get_session(ctx: ContextDep) -> Iterator[Session]:
-    """One database session per request, rolled back unless a service committed."""
-    with ctx.sessions() as session:
-        yield session
+async def get_session(ctx: ContextDep) -> AsyncIterator[Session]:
+    """One database session per request, rolled back unless a service committed.
+
+    The request first waits its turn at the session gate (:mod:`control_api.session_gate`)
+    on the event loop. Opening a session touches no connection, so it is done there too;
+    closing it gives the connection back (a rollback on the wire), on a worker thread.
+    """
+    async with ctx.session_gate.limiter():
+        session = ctx.sessions()
+        try:
+            yield session
+        finally:
+            await run_in_threadpool(session.close)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -94,17 +108,35 @@ def limit_by_ip(request: Request, ctx: ContextDep) -> None:
     _rate_limit(ctx, f"rl:ip:{client_ip(request)}")
 
 
+_MEMBERS, _SESSIONS = Membership.__table__.c, AuthSession.__table__.c
+# the member's role, if its login session is live: built once, run on the connection (no ORM
+# layer on the hot path), so both tables name the organization here rather than through
+# storage.tenancy's filter
+_MEMBER_QUERY = (
+    select(_MEMBERS.role, _SESSIONS.expires_at)
+    .join_from(Membership.__table__, AuthSession.__table__, _SESSIONS.user_id == _MEMBERS.user_id)
+    .where(
+        _MEMBERS.org_id == bindparam("org"),
+        _MEMBERS.user_id == bindparam("sub"),
+        _SESSIONS.org_id == bindparam("org"),
+        _SESSIONS.id == bindparam("sid"),
+        _SESSIONS.revoked_at.is_(None),
+    )
+)
+
+
 def _member(session: Session, claims: TokenClaims) -> Principal:
+    """The member named by ``claims``; 401 unless its session is live and it is still a member.
+
+    Checked against the database on every request, so a revoked session or a removed member
+    is refused at once (no cache to wait out).
+    """
     now = datetime.now(UTC)
-    row = session.execute(
-        select(Membership.role, AuthSession.expires_at)
-        .join(AuthSession, AuthSession.user_id == Membership.user_id)
-        .where(
-            Membership.user_id == claims.sub,
-            AuthSession.id == claims.sid,
-            AuthSession.revoked_at.is_(None),
-        )
-    ).first()
+    row = (
+        session.connection()
+        .execute(_MEMBER_QUERY, {"org": claims.org, "sub": claims.sub, "sid": claims.sid})
+        .first()
+    )
     if row is None or _aware(row.expires_at) <= now:
         raise AuthenticationFailed("The token was revoked or its user removed.")
     role = Role.parse(row.role)
@@ -162,14 +194,14 @@ def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require(permission: Permission) -> Callable[[Principal], Principal]:
+def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets through callers holding ``permission`` and answers 403 otherwise.
 
     >>> require(Permission.PROJECTS_READ).__name__
     'require_projects:read'
     """
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:
         if permission not in principal.permissions:
             raise PermissionDenied(f"This action needs the {permission.value} permission.")
         return principal
