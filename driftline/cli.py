@@ -101,10 +101,20 @@ def statistics_command() -> None:
 def api_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes sharing the port, each a whole API (more than one needs "
+            "DRIFTLINE_ENGINE_EMBEDDED=false).",
+        ),
+    ] = 1,
 ) -> None:
-    """Serve the control-plane API (uvicorn, one process).
+    """Serve the control-plane API (uvicorn; ``--workers N`` for N processes).
 
-    For production, run several workers under gunicorn:
+    One process runs Python on one core at a time: ``--workers`` about the number of cores
+    uses them all. The embedded engine windows events in one process, so several workers
+    need it off (events through Kafka and ``driftline worker``). Or run gunicorn:
     ``gunicorn -k uvicorn.workers.UvicornWorker -w 4 'control_api.app:create_app(...)'`` or
     several replicas of this command behind a load balancer, with Redis for shared rate limits.
     Refuses to start without a strong DRIFTLINE_JWT_SECRET or a DRIFTLINE_SECRETS_KEY outside
@@ -118,13 +128,23 @@ def api_command(
 
     settings = load_settings()
     configure_logging()
+    if workers > 1 and settings.engine_embedded:
+        typer.echo(
+            "api refused to start: --workers above 1 needs DRIFTLINE_ENGINE_EMBEDDED=false "
+            "(the embedded engine windows events in one process)",
+            err=True,
+        )
+        raise typer.Exit(code=2)
     try:
-        application = create_app(settings)
+        application = create_app(settings)  # also checks the settings before workers start
     except ConfigurationError as error:
         typer.echo(f"api refused to start: {error}", err=True)
         raise typer.Exit(code=2) from error
     uvicorn.run(
-        application,
+        # several workers each build their own application from the environment
+        application if workers == 1 else "control_api.asgi:app_from_env",
+        factory=workers > 1,
+        workers=workers,
         host=host,
         port=port,
         access_log=False,  # our middleware writes one JSON line per request
