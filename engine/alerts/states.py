@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, literal_column, select, update
+from sqlalchemy import Table, bindparam, func, insert, literal_column, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -144,6 +144,38 @@ def _update(org_id: str, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]
     return [row | {"row_org": org_id} for row in rows]
 
 
+def _update_by_id(session: Session, org_id: str, rows: list[dict[str, Any]]) -> None:
+    """Set each row's columns (the same names in every row), by ``row_id``.
+
+    SQLite runs an executemany in process. psycopg2 would make it one round trip per row,
+    so PostgreSQL gets one statement over arrays instead: ``UPDATE ... FROM unnest(...)``,
+    one array per column (its text is the same at every call, so it is compiled once).
+    """
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        by_id = update(_STATES).where(
+            _c.id == bindparam("row_id"), _c.org_id == bindparam("row_org")
+        )
+        session.execute(by_id, _update(org_id, rows))
+        return
+    names = [name for name in rows[0] if name != "row_id"]
+    arrays = ", ".join(
+        f"CAST(:{name} AS {_c[name].type.compile(dialect=dialect)}[])" for name in names
+    )
+    assignments = ", ".join(f"{name} = u.{name}" for name in names)
+    statement = text(
+        f"UPDATE alert_states SET {assignments} "  # column names, never input
+        f"FROM unnest(CAST(:row_id AS VARCHAR[]), {arrays}) AS u(row_id, {', '.join(names)}) "
+        "WHERE alert_states.id = u.row_id AND alert_states.org_id = :org_id"
+    )
+    params: dict[str, Any] = {"org_id": org_id, "row_id": [row["row_id"] for row in rows]}
+    for name in names:
+        process = _c[name].type.bind_processor(dialect)
+        column_values = [row[name] for row in rows]
+        params[name] = [process(v) for v in column_values] if process else column_values
+    session.execute(statement, params)
+
+
 def write(session: Session, org_id: str, rows: Rows) -> None:
     """Insert the new states, update the changed ones, insert the outbox rows.
 
@@ -152,10 +184,9 @@ def write(session: Session, org_id: str, rows: Rows) -> None:
     """
     if rows.new:
         session.execute(insert(_STATES), rows.new)
-    by_id = update(_STATES).where(_c.id == bindparam("row_id"), _c.org_id == bindparam("row_org"))
     for changed in (rows.changed, rows.fired):
         if changed:
-            session.execute(by_id, _update(org_id, changed))
+            _update_by_id(session, org_id, changed)
     if rows.seen:
         seen = (
             update(_STATES)
