@@ -17,6 +17,11 @@
    deadline from ``requeued_at``.
 
 Delivery is at least once per message id; receivers deduplicate on it (``webhook-id``).
+
+A pass reads what the stages need once (the notification log of its groups, the silences in
+force, the firing alerts), commits every group's outcome and every claim together, sends
+the claimed messages up to ``concurrency`` at a time (one per group at most), then commits
+their outcomes together: two commits per pass, not two per message.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -32,7 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.alerts.inhibit import DEFAULT_INHIBIT_RULES, InhibitRule, inhibited
-from engine.alerts.matchers import Matcher
+from engine.alerts.matchers import Matcher, matches_all
 from engine.alerts.nflog import LogEntry, needs_update
 from engine.alerts.notifiers.base import AlertPayload, Notification, Notifier, NotifyError
 from engine.alerts.silence import Silence, in_force, silenced_by
@@ -49,6 +55,8 @@ from storage.tenancy import scope_to
 __all__ = ["Deliverer", "DeliveryReport", "RetryPolicy", "aware", "due", "latest_by_fingerprint"]
 
 _NAMESPACE = uuid.UUID("6f1c4a52-8d0b-4c1e-9a57-3f0e2f7b9d11")
+_CHUNK = 500
+"""Group keys per ``IN (...)`` list when reading the notification log."""
 
 
 def aware(moment: datetime) -> datetime:
@@ -136,9 +144,37 @@ def latest_by_fingerprint(rows: Iterable[AlertOutbox]) -> dict[str, AlertOutbox]
     return latest
 
 
+@dataclass(frozen=True)
+class _Message:
+    """A claimed message of one pass: where it goes, its rows and its next attempt."""
+
+    channel: AlertChannel
+    rows: list[AlertOutbox]
+    notification: Notification
+    attempt: int
+
+
+_Outcome = int | None | NotifyError | Exception
+"""A send's status code, its failure, or an error no notifier should raise (a bug)."""
+
+
+@dataclass
+class _Pass:
+    """What one pass reads once: its groups' notification log, silences, firing alerts."""
+
+    session: Session
+    now: datetime
+    logs: dict[tuple[str, str], AlertNotificationLog]
+    silences: list[Silence] | None = None
+    sources: list[dict[str, str]] | None = None
+
+
 @dataclass
 class Deliverer:
-    """Drains one organization's outbox; call :meth:`run_once` periodically."""
+    """Drains one organization's outbox; call :meth:`run_once` periodically.
+
+    ``concurrency`` bounds the messages of a pass in flight at once (one per group at most).
+    """
 
     sessions: sessionmaker[Session]
     organization: str
@@ -147,9 +183,15 @@ class Deliverer:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     rng: random.Random = field(default_factory=random.Random)
     inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES
+    concurrency: int = 8
 
     def run_once(self) -> DeliveryReport:
-        """One pass over the due rows: in-flight messages first, then new groups."""
+        """One pass over the due rows: in-flight messages, then new groups.
+
+        Every group's decision and every claim are committed together before the first
+        attempt; the claimed messages then go out, and their outcomes are committed
+        together.
+        """
         report = DeliveryReport()
         now = self.clock()
         with self.sessions() as session:
@@ -168,32 +210,52 @@ class Deliverer:
                     fresh[(row.channel_id, row.group_key)].append(row)
             channels = {c.id: c for c in session.scalars(select(AlertChannel))}
             busy = {(rs[0].channel_id, rs[0].group_key) for rs in inflight.values()}
-            for message_id, rows in inflight.items():
-                if all(aware(r.next_attempt_at or now) <= now for r in rows):
-                    self._send(session, channels[rows[0].channel_id], message_id, rows, report)
+            state = _Pass(session, now, self._logs(session, {r.group_key for r in pending}))
+            messages = [
+                self._message(channels[rows[0].channel_id], message_id, rows)
+                for message_id, rows in inflight.items()
+                if all(aware(r.next_attempt_at or now) <= now for r in rows)
+            ]
             for (channel_id, key), rows in fresh.items():
                 if (channel_id, key) not in busy:
-                    self._group(session, channels[channel_id], key, rows, now, report)
+                    claimed = self._group(state, channels[channel_id], key, rows, report)
+                    if claimed is not None:
+                        messages.append(claimed)
+            session.commit()  # decisions and claims are durable before the first attempt
+            if not messages:
+                return report
+            sent_at = self.clock()
+            outcomes = self._deliver(messages)
+            for message, outcome in zip(messages, outcomes, strict=True):
+                if isinstance(outcome, NotifyError):
+                    self._failed(session, message, outcome, sent_at, report)
+                elif not isinstance(outcome, Exception):
+                    self._sent(state, message, outcome, sent_at, report)
+            session.commit()
+        for outcome in outcomes:  # the others' outcomes are kept; this one's rows stay claimed
+            if isinstance(outcome, Exception) and not isinstance(outcome, NotifyError):
+                raise outcome
         return report
 
     def _group(
         self,
-        session: Session,
+        state: _Pass,
         channel: AlertChannel,
         key: str,
         rows: list[AlertOutbox],
-        now: datetime,
         report: DeliveryReport,
-    ) -> None:
-        log = self._log(session, channel.id, key)
+    ) -> _Message | None:
+        """Wait, mute and dedup one group's rows; the message they become, claimed, if any."""
+        now = state.now
+        log = state.logs.get((channel.id, key))
         entry = (
             LogEntry(frozenset(log.firing), frozenset(log.resolved), aware(log.sent_at))
             if log is not None
             else None
         )
         if not due(rows, entry, now):
-            return
-        muted = self._muted(session, latest_by_fingerprint(rows).values(), now)
+            return None
+        muted = self._muted(state, latest_by_fingerprint(rows).values())
         kept = [r for r in rows if r.fingerprint not in muted]
         for row in rows:
             if row.fingerprint in muted:
@@ -217,49 +279,46 @@ class Deliverer:
                 self._finish(row, "deduplicated", now)
                 report.deduplicated += 1
             if wanted:  # everything resolved, resolved notices off: remember, send nothing
-                self._remember(session, channel.id, key, firing, resolved, now)
-            session.commit()
-            return
+                self._remember(state, channel.id, key, firing, resolved, now)
+            return None
         message_id = str(uuid.uuid5(_NAMESPACE, ",".join(sorted(r.id for r in kept))))
         for row in kept:
             row.notification_id = message_id
-        session.commit()  # the claim is durable before the first attempt
-        self._send(session, channel, message_id, kept, report)
+        return self._message(channel, message_id, kept)
 
-    def _muted(self, session: Session, latest: Iterable[AlertOutbox], now: datetime) -> set[str]:
+    def _muted(self, state: _Pass, latest: Iterable[AlertOutbox]) -> set[str]:
         firing = [r for r in latest if r.status == "firing"]
         if not firing:
             return set()
-        silences = [
-            Silence(
-                s.id,
-                tuple(Matcher.model_validate(m) for m in s.matchers),
-                aware(s.starts_at),
-                aware(s.ends_at),
-            )
-            for s in session.scalars(select(AlertSilence).where(*in_force(now)))
-        ]
-        sources = [
-            dict(labels)
-            for labels in session.scalars(
+        if state.silences is None or state.sources is None:
+            state.silences = [
+                Silence(
+                    s.id,
+                    tuple(Matcher.model_validate(m) for m in s.matchers),
+                    aware(s.starts_at),
+                    aware(s.ends_at),
+                )
+                for s in state.session.scalars(select(AlertSilence).where(*in_force(state.now)))
+            ]
+            firing_labels = state.session.scalars(
                 select(AlertState.labels).where(AlertState.state == "firing")
             )
-        ]
+            # only alerts some rule takes as a source can inhibit (usually the critical few)
+            state.sources = [
+                dict(labels)
+                for labels in firing_labels
+                if any(matches_all(rule.source, labels) for rule in self.inhibit_rules)
+            ]
+        silences, sources = state.silences, state.sources
         return {
             r.fingerprint
             for r in firing
-            if silenced_by(silences, r.alert["labels"], now)
+            if silenced_by(silences, r.alert["labels"], state.now)
             or inhibited(r.alert["labels"], sources, self.inhibit_rules)
         }
 
-    def _send(
-        self,
-        session: Session,
-        channel: AlertChannel,
-        message_id: str,
-        rows: list[AlertOutbox],
-        report: DeliveryReport,
-    ) -> None:
+    @staticmethod
+    def _message(channel: AlertChannel, message_id: str, rows: list[AlertOutbox]) -> _Message:
         latest = latest_by_fingerprint(rows)
         alerts = tuple(
             _payload(r)
@@ -269,34 +328,54 @@ class Deliverer:
         labels = alerts[0].labels if alerts else {}
         group_labels = {k: labels[k] for k in sorted(labels) if f'"{k}"' in rows[0].group_key}
         notification = Notification(message_id, channel.id, rows[0].group_key, alerts, group_labels)
-        attempt = max(r.attempts for r in rows) + 1
-        now = self.clock()
-        try:
-            code = self.notifier_for(channel).send(notification)
-        except NotifyError as error:
-            self._failed(session, channel, message_id, rows, attempt, error, now, report)
-            return
+        return _Message(channel, rows, notification, max(r.attempts for r in rows) + 1)
+
+    def _deliver(self, messages: list[_Message]) -> list[_Outcome]:
+        """Send every message, up to ``concurrency`` at once; their outcomes in order."""
+
+        def attempt(message: _Message) -> _Outcome:
+            try:
+                return self.notifier_for(message.channel).send(message.notification)
+            except Exception as error:  # NotifyError, or a bug raised after the others
+                return error
+
+        workers = min(self.concurrency, len(messages))
+        if workers <= 1:
+            return [attempt(message) for message in messages]
+        with ThreadPoolExecutor(workers, thread_name_prefix="alert-send") as pool:
+            return list(pool.map(attempt, messages))
+
+    def _sent(
+        self,
+        state: _Pass,
+        message: _Message,
+        code: int | None,
+        now: datetime,
+        report: DeliveryReport,
+    ) -> None:
+        rows, channel_id = message.rows, message.channel.id
         for row in rows:
-            row.attempts, row.last_status_code, row.last_error = attempt, code, ""
+            row.attempts, row.last_status_code, row.last_error = message.attempt, code, ""
             self._finish(row, "delivered", now)
+        latest = latest_by_fingerprint(rows)
         firing = frozenset(fp for fp, r in latest.items() if r.status == "firing")
         resolved = frozenset(fp for fp, r in latest.items() if r.status == "resolved")
-        self._remember(session, channel.id, rows[0].group_key, firing, resolved, now)
-        session.add(_attempt(self.organization, message_id, channel.id, attempt, "delivered", code))
-        session.commit()
+        self._remember(state, channel_id, rows[0].group_key, firing, resolved, now)
+        message_id = message.notification.id
+        state.session.add(
+            _attempt(self.organization, message_id, channel_id, message.attempt, "delivered", code)
+        )
         report.sent += 1
 
     def _failed(
         self,
         session: Session,
-        channel: AlertChannel,
-        message_id: str,
-        rows: list[AlertOutbox],
-        attempt: int,
+        message: _Message,
         error: NotifyError,
         now: datetime,
         report: DeliveryReport,
     ) -> None:
+        rows, attempt = message.rows, message.attempt
         oldest = min(aware(r.requeued_at or r.created_at) for r in rows)
         retry_at = self.retry.next_attempt_at(attempt, error, since=oldest, now=now, rng=self.rng)
         dead = retry_at is None
@@ -311,43 +390,50 @@ class Deliverer:
         session.add(
             _attempt(
                 self.organization,
-                message_id,
-                channel.id,
+                message.notification.id,
+                message.channel.id,
                 attempt,
                 outcome,
                 error.status_code,
                 str(error),
             )
         )
-        session.commit()
         if dead:
             report.dead += 1
         else:
             report.retried += 1
 
-    def _log(self, session: Session, channel_id: str, key: str) -> AlertNotificationLog | None:
-        return session.scalars(
-            select(AlertNotificationLog).where(
-                AlertNotificationLog.channel_id == channel_id,
-                AlertNotificationLog.group_key == key,
-            )
-        ).first()
+    def _logs(
+        self, session: Session, keys: set[str]
+    ) -> dict[tuple[str, str], AlertNotificationLog]:
+        """The notification log of the groups ``keys`` (every channel), in few queries."""
+        ordered = sorted(keys)
+        found: dict[tuple[str, str], AlertNotificationLog] = {}
+        for i in range(0, len(ordered), _CHUNK):
+            for log in session.scalars(
+                select(AlertNotificationLog).where(
+                    AlertNotificationLog.group_key.in_(ordered[i : i + _CHUNK])
+                )
+            ):
+                found[(log.channel_id, log.group_key)] = log
+        return found
 
     def _remember(
         self,
-        session: Session,
+        state: _Pass,
         channel_id: str,
         key: str,
         firing: frozenset[str],
         resolved: frozenset[str],
         now: datetime,
     ) -> None:
-        log = self._log(session, channel_id, key)
+        log = state.logs.get((channel_id, key))
         if log is None:
             log = AlertNotificationLog(
                 org_id=self.organization, channel_id=channel_id, group_key=key
             )
-            session.add(log)
+            state.session.add(log)
+            state.logs[(channel_id, key)] = log
         log.firing, log.resolved, log.sent_at = sorted(firing), sorted(resolved), now
 
     @staticmethod
