@@ -3,14 +3,18 @@
 Routes: authenticated ``GET /v1/projects/{id}`` and ``GET /v1/projects?limit=50`` (with 60
 projects in the organization). Each is measured twice on the same server code, database and
 data: as shipped (JWT verification, the member's session and role looked up, a Redis token
-bucket per caller), and with authentication and rate limiting switched off (the principal
+bucket per caller, the Redis read cache of ``GET /v1/projects/{id}``, one JSON access line
+per request), and with authentication and rate limiting switched off (the principal
 dependency replaced by a fixed member; the session still scoped to the tenant), so that their
-cost is a measured ratio. One uvicorn worker; wrk with 2 threads and 64 connections shares
-the same 2 cores, so both sides compete for CPU, as they would on a small box.
+cost is a measured ratio. The server is uvicorn with ``--workers`` processes (what
+``driftline api --workers N`` runs) and the default database pool; wrk with 2 threads and
+64 connections shares the same 2 cores, so both sides compete for CPU, as on a small box.
+Each figure is the median of ``--repeats`` runs; the load average is printed, since other
+work on the machine moves the figures.
 
 Needs ``source .ci/services.sh`` (PostgreSQL and Redis URLs) and ``wrk`` (Debian package).
 
-    .venv/bin/python benchmarks/api.py [--seconds 10] [--connections 64]
+    .venv/bin/python benchmarks/api.py [--workers 1 2] [--seconds 10] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -37,6 +44,7 @@ from fastapi import FastAPI  # noqa: E402
 
 from control_api.app import create_app  # noqa: E402
 from control_api.deps import ContextDep, Principal, SessionDep, get_principal  # noqa: E402
+from control_api.observability import configure_logging  # noqa: E402
 from control_api.rbac import ROLE_PERMISSIONS, Role  # noqa: E402
 from driftline.settings import load_settings  # noqa: E402
 from storage import db_migrations  # noqa: E402
@@ -45,10 +53,12 @@ from storage.tenancy import scope_to  # noqa: E402
 
 SECRET = "bench-" + "s" * 42
 PASSWORD = "a long enough password"
+VARIANTS = {"app_with_auth": "auth + rate limit", "app_without_auth": "no auth, no rate limit"}
 
 
 def app_without_auth() -> FastAPI:
     """The same app, its principal fixed (no JWT, no rate limit); for uvicorn --factory."""
+    configure_logging()
     app = create_app(load_settings())
     org_id = os.environ["BENCH_ORG_ID"]
 
@@ -67,7 +77,8 @@ def app_without_auth() -> FastAPI:
 
 
 def app_with_auth() -> FastAPI:
-    """The app as shipped; for uvicorn --factory."""
+    """The app as shipped, JSON access log included; for uvicorn --factory."""
+    configure_logging()
     return create_app(load_settings())
 
 
@@ -77,34 +88,57 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _database(postgres_url: str) -> str:
+@contextmanager
+def _database(postgres_url: str) -> Iterator[str]:
+    """A fresh migrated database, dropped afterwards."""
     admin = create_db_engine(postgres_url)
     name = f"bench_{uuid.uuid4().hex[:8]}"
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = normalize_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    db_migrations.upgrade(url)
-    return url
+    try:
+        url = normalize_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+        db_migrations.upgrade(url)
+        yield url
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
-def _serve(factory: str, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", f"benchmarks.api:{factory}",
-         "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
-        env=env, cwd=HERE.parent,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while True:
+@contextmanager
+def _serving(factory: str, env: dict[str, str], port: int, workers: int) -> Iterator[None]:
+    """uvicorn with ``workers`` processes on ``port``; its log (JSON lines) in the data dir."""
+    log_path = Path(env["DRIFTLINE_DATA_DIR"]) / f"{factory}-{workers}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", f"benchmarks.api:{factory}",
+             "--workers", str(workers), "--host", "127.0.0.1", "--port", str(port),
+             "--no-access-log", "--log-level", "warning"],
+            env=env, cwd=HERE.parent, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not _healthy(port):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit(f"{factory} did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        time.sleep(workers - 1)  # the first worker answers; give the others their start
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
             process.kill()
-            raise SystemExit(f"{factory} did not start")
-        time.sleep(0.3)
+            process.wait()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def _wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float, float, float]:
@@ -114,8 +148,8 @@ def _wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float, f
          "-H", f"Authorization: Bearer {token}", url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
-        raise SystemExit(f"wrk saw error responses:\n{out}")
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", out) or "Socket errors" in out:
+        raise SystemExit(f"wrk saw errors:\n{out}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     percentiles = dict(re.findall(r"^\s+(\d+)%\s+([\d.]+\w+)", out, flags=re.MULTILINE))
     return rate, _ms(percentiles["50"]), _ms(percentiles["99"])
@@ -126,9 +160,38 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def _median(runs: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """The median of each figure (req/s, p50, p99) over the runs, taken separately."""
+    rate, p50, p99 = (statistics.median(column) for column in zip(*runs, strict=True))
+    return rate, p50, p99
+
+
+def _populate(base: str) -> tuple[str, str, dict[str, str]]:
+    """Sign up, log in, create 60 projects: the organization id, a token and the routes."""
+    signup = httpx.post(
+        f"{base}/v1/auth/signup",
+        json={"org_name": "Bench", "email": "bench@example.com", "password": PASSWORD},
+    ).json()
+    token = httpx.post(
+        f"{base}/v1/auth/token", data={"username": "bench@example.com", "password": PASSWORD}
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    ids = [
+        httpx.post(f"{base}/v1/projects", headers=headers, json={"name": f"p{i}"}).json()["id"]
+        for i in range(60)
+    ]
+    routes = {
+        "GET /v1/projects/{id}": f"{base}/v1/projects/{ids[0]}",
+        "GET /v1/projects?limit=50": f"{base}/v1/projects?limit=50",
+    }
+    return str(signup["org_id"]), str(token), routes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
     postgres, redis_url = (
@@ -138,71 +201,64 @@ def main() -> None:
         raise SystemExit("run `source .ci/services.sh` first (PostgreSQL and Redis URLs)")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")} | {
-        "DRIFTLINE_DATABASE_URL": _database(postgres),
-        "DRIFTLINE_REDIS_URL": redis_url,
-        "DRIFTLINE_REDIS_KEY_PREFIX": f"bench{uuid.uuid4().hex[:6]}:",
-        "DRIFTLINE_JWT_SECRET": SECRET,
-        "DRIFTLINE_SECRETS_KEY": "k6nLqyTRV-XnL2u1SbtcAVvtpTnrl7jfgeQKNLCtATQ=",
-        "DRIFTLINE_DATA_DIR": f"/tmp/driftline-bench-{uuid.uuid4().hex[:6]}",
-        "DRIFTLINE_RATE_LIMIT_PER_SECOND": "1000000",  # evaluated on every request, never hit
-        "DRIFTLINE_RATE_LIMIT_BURST": "1000000",
-        "DRIFTLINE_ENGINE_EMBEDDED": "false",
-        "DRIFTLINE_ARGON2_TIME_COST": "1",
-        # FastAPI runs sync routes on 40 threads: a pool that can serve them all
-        "DRIFTLINE_DB_POOL_SIZE": "40",
-        "DRIFTLINE_DB_MAX_OVERFLOW": "10",
-    }
+    data_dir = Path(f"/tmp/driftline-bench-{uuid.uuid4().hex[:6]}")
     port = _free_port()
-    server = _serve("app_with_auth", env, port)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        signup = httpx.post(
-            f"{base}/v1/auth/signup",
-            json={"org_name": "Bench", "email": "bench@example.com", "password": PASSWORD},
-        ).json()
-        token = httpx.post(
-            f"{base}/v1/auth/token",
-            data={"username": "bench@example.com", "password": PASSWORD},
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        ids = [
-            httpx.post(f"{base}/v1/projects", headers=headers, json={"name": f"p{i}"}).json()["id"]
-            for i in range(60)
-        ]
-        routes = {
-            "GET /v1/projects/{id}": f"{base}/v1/projects/{ids[0]}",
-            "GET /v1/projects?limit=50": f"{base}/v1/projects?limit=50",
+    results: dict[tuple[int, str, str], tuple[float, float, float]] = {}
+    load_before = os.getloadavg()[0]
+    with _database(postgres) as database_url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")} | {
+            "DRIFTLINE_DATABASE_URL": database_url,
+            "DRIFTLINE_REDIS_URL": redis_url,
+            "DRIFTLINE_REDIS_KEY_PREFIX": f"bench{uuid.uuid4().hex[:6]}:",
+            "DRIFTLINE_JWT_SECRET": SECRET,
+            "DRIFTLINE_SECRETS_KEY": "k6nLqyTRV-XnL2u1SbtcAVvtpTnrl7jfgeQKNLCtATQ=",
+            "DRIFTLINE_DATA_DIR": str(data_dir),
+            "DRIFTLINE_RATE_LIMIT_PER_SECOND": "1000000",  # evaluated on every request, never hit
+            "DRIFTLINE_RATE_LIMIT_BURST": "1000000",
+            "DRIFTLINE_ENGINE_EMBEDDED": "false",
+            "DRIFTLINE_ARGON2_TIME_COST": "1",
         }
-        shipped = {
-            name: _wrk(url, token, args.seconds, args.connections) for name, url in routes.items()
-        }
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-    env["BENCH_ORG_ID"] = signup["org_id"]
-    server = _serve("app_without_auth", env, port)
-    try:
-        bare = {
-            name: _wrk(url, token, args.seconds, args.connections) for name, url in routes.items()
-        }
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        with _serving("app_with_auth", env, port, workers=1):
+            org_id, token, routes = _populate(f"http://127.0.0.1:{port}")
+        env["BENCH_ORG_ID"] = org_id
+        try:
+            for workers in args.workers:
+                for factory, variant in VARIANTS.items():
+                    with _serving(factory, env, port, workers):
+                        for name, url in routes.items():
+                            _wrk(url, token, 2, args.connections)  # warm the pools and caches
+                            runs = [
+                                _wrk(url, token, args.seconds, args.connections)
+                                for _ in range(args.repeats)
+                            ]
+                            results[workers, name, variant] = _median(runs)
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    _print(results, args, routes, load_before, os.getloadavg()[0])
+
+
+def _print(
+    results: dict[tuple[int, str, str], tuple[float, float, float]],
+    args: argparse.Namespace,
+    routes: dict[str, str],
+    load_before: float,
+    load_after: float,
+) -> None:
     print(
-        f"API on PostgreSQL + Redis, one uvicorn worker, wrk -t2 -c{args.connections} "
-        f"-d{args.seconds}s on the same 2 cores (target: >= 1,500 req/s, p99 <= 50 ms)"
+        f"API on PostgreSQL + Redis, wrk -t2 -c{args.connections} -d{args.seconds}s on the same "
+        f"2 cores, median of {args.repeats} runs (target: >= 1,500 req/s, p99 <= 50 ms); "
+        f"1-minute load average {load_before:.1f} before, {load_after:.1f} after"
     )
-    print(f"{'route':<28} {'variant':<26} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    for name in routes:
-        for variant, (rate, p50, p99) in (
-            ("auth + rate limit", shipped[name]),
-            ("no auth, no rate limit", bare[name]),
-        ):
-            print(f"{name:<28} {variant:<26} {rate:>9,.0f} {p50:>8.1f} {p99:>8.1f}")
-        print(
-            f"{'':<28} {'overhead (bare / shipped)':<26} {bare[name][0] / shipped[name][0]:>8.2f}x"
-        )
+    print(f"{'workers':>7}  {'route':<26} {'variant':<26} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for workers in args.workers:
+        for name in routes:
+            shipped, bare = (results[workers, name, variant] for variant in VARIANTS.values())
+            for variant, (rate, p50, p99) in zip(VARIANTS.values(), (shipped, bare), strict=True):
+                print(
+                    f"{workers:>7}  {name:<26} {variant:<26} {rate:>8,.0f} {p50:>8.1f} {p99:>8.1f}"
+                )
+            ratio = bare[0] / shipped[0]
+            print(f"{'':>7}  {'':<26} {'overhead (bare / shipped)':<26} {ratio:>7.2f}x")
 
 
 if __name__ == "__main__":
