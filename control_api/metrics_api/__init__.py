@@ -1,2 +1,4 @@
-"""Read APIs over the metrics store for one deployment: drift, feature statistics, performance,
-latency, resources, custom metrics, and the drift plot."""
+"""Read APIs over the metrics store for one deployment.
+
+Drift, feature statistics, performance, latency, resources, custom metrics, and the drift plot.
+"""
