@@ -26,9 +26,7 @@ def by_id(session: Session, *, org_id: str, monitor_id: str) -> MonitorConfig | 
     ).first()
 
 
-def for_deployment(
-    session: Session, *, org_id: str, deployment_id: str
-) -> Sequence[MonitorConfig]:
+def for_deployment(session: Session, *, org_id: str, deployment_id: str) -> Sequence[MonitorConfig]:
     """The monitors of one deployment of ``org_id``, oldest first."""
     return session.scalars(
         select(MonitorConfig)
