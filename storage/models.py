@@ -597,6 +597,7 @@ class MonitorConfig(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
+
 # --- experiments and runs (issue 6): the tracking store used when MLflow is not configured ---
 
 
@@ -681,6 +682,7 @@ class RunLatestMetric(TenantScoped, Base):
     step: Mapped[int] = mapped_column(BigInteger)
     timestamp: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float] = mapped_column(Float)
+
 
 # --- deployment webhooks (issue 6): subscriptions, their outbox and delivery log ------------
 
