@@ -31,6 +31,7 @@ row of the rule changes in a window, one unchanged row's ``evaluated_at_ms`` mov
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ from engine.alerts.notifiers.base import AlertPayload
 from engine.alerts.routing import Route, group_key, match
 from engine.alerts.rules import Condition, Readings, Sample, read
 from engine.alerts.states import Rows, Stored
-from engine.alerts.targets import rules_for_window
+from engine.alerts.targets import rules_for_window, rules_left_behind
 from engine.alerts.templates import render_all
 from engine.results import WindowResult
 from storage.models import AlertChannel, AlertRouting, AlertRule
@@ -161,7 +162,13 @@ class AlertEvaluator:
                 session, organization=self.organization, deployment=result.deployment
             )
             self._forget(result.deployment, rules)
-            if not rules:
+            behind = rules_left_behind(
+                session,
+                organization=self.organization,
+                deployment=result.deployment,
+                applicable=[rule.id for rule in rules],
+            )
+            if not rules and not behind:
                 return
             close = _Close(session, result, iso_ms(result.start_ms), iso_ms(result.end_ms))
             try:
@@ -169,6 +176,8 @@ class AlertEvaluator:
                     readings = read(_CONDITION.validate_python(rule.condition), result)
                     if readings is not None and readings.keys:
                         self._evaluate(close, rules, rule, readings)
+                for rule in behind:
+                    self._let_go(close, rule)
                 self.history.write(f"alerts/{result.key}/{result.phase}", close.transitions)
                 states.write(session, self.organization, close.rows)
                 session.commit()
@@ -183,6 +192,20 @@ class AlertEvaluator:
                 known.deployments.discard(deployment)
                 if not known.deployments:
                     del self._known[rule_id]
+
+    def _let_go(self, close: _Close, rule: AlertRule) -> None:
+        """Step the rule's pending and firing series on this deployment as inactive.
+
+        The rule's target alias moved away from the deployment: its alerts there resolve
+        (after ``keep_firing_for``, if set) instead of firing forever.
+        """
+        timing = Timing(rule.for_windows, rule.for_ms, rule.keep_firing_for_ms)
+        for fp, labels, stored in states.hot_on(
+            close.session, self.organization, rule.id, close.result.deployment
+        ):
+            value = stored.series.value
+            sample = Sample(value=value, threshold=math.nan, active=False)
+            self._step(close, rule, sample, _Series(fp, labels, None), stored, timing)
 
     def _remember(self, session: Session, rule: AlertRule) -> tuple[_Known, bool]:
         """The rule's memory, and whether it was loaded now (then it knows every row)."""

@@ -20,7 +20,17 @@ from sqlalchemy.sql import ColumnElement
 from engine.alerts.lifecycle import Series
 from storage.models import AlertOutbox, AlertState
 
-__all__ = ["CHUNK", "Rows", "Stored", "by_fingerprint", "evaluated", "hot", "watermark", "write"]
+__all__ = [
+    "CHUNK",
+    "Rows",
+    "Stored",
+    "by_fingerprint",
+    "evaluated",
+    "hot",
+    "hot_on",
+    "watermark",
+    "write",
+]
 
 CHUNK = 500
 """Fingerprints per ``IN (...)`` list (SQLite allows 32,766 bound values per statement)."""
@@ -82,6 +92,23 @@ def hot(session: Session, org_id: str, rule_ids: Sequence[str]) -> dict[str, Sto
         org == org_id, rule.in_(rule_ids), _c.state.in_(("pending", "firing"))
     )
     return dict(_stored(row) for row in session.execute(statement))
+
+
+def hot_on(
+    session: Session, org_id: str, rule_id: str, deployment: str
+) -> list[tuple[str, dict[str, str], Stored]]:
+    """The pending and firing series of ``rule_id`` on ``deployment``: fingerprint, labels, row."""
+    statement = select(*_LIFECYCLE, _c.labels).where(
+        _c.org_id == org_id,
+        _c.rule_id == rule_id,
+        _c.deployment == deployment,
+        _c.state.in_(("pending", "firing")),
+    )
+    found = []
+    for row in session.execute(statement):
+        fp, stored = _stored(row)
+        found.append((fp, dict(row.labels), stored))
+    return found
 
 
 def by_fingerprint(session: Session, org_id: str, fingerprints: Sequence[str]) -> dict[str, Stored]:

@@ -6,8 +6,9 @@ the same single query that finds the deployment's own rules: the alias's version
 and whether the window's deployment serves that version (its state in
 :data:`SERVING_STATES`). Moving the alias (``PUT /v1/models/{id}/aliases/champion``)
 therefore moves the rule at the next window that closes: the new version's deployments are
-evaluated, the old one's no longer are. Nothing is cached across windows, and nothing is
-resolved per series.
+evaluated, the old one's no longer are. The old deployment's pending and firing alerts of
+the rule are resolved at its next window (:func:`rules_left_behind`): the rule no longer
+watches it. Nothing is cached across windows, and nothing is resolved per series.
 """
 
 from __future__ import annotations
@@ -18,9 +19,15 @@ from collections.abc import Sequence
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from storage.models import AlertRule, Deployment, ModelAlias, RegisteredModel
+from storage.models import AlertRule, AlertState, Deployment, ModelAlias, RegisteredModel
 
-__all__ = ["SERVING_STATES", "TARGET_PATTERN", "parse_target", "rules_for_window"]
+__all__ = [
+    "SERVING_STATES",
+    "TARGET_PATTERN",
+    "parse_target",
+    "rules_for_window",
+    "rules_left_behind",
+]
 
 SERVING_STATES = ("pending", "active")
 """Deployment states that serve their version (a pending canary or shadow takes traffic too);
@@ -77,5 +84,29 @@ def rules_for_window(
             AlertRule.org_id == organization,
             AlertRule.enabled.is_(True),
             or_(AlertRule.deployment == deployment, AlertRule.id.in_(following)),
+        )
+    ).all()
+
+
+def rules_left_behind(
+    session: Session, *, organization: str, deployment: str, applicable: Sequence[str]
+) -> Sequence[AlertRule]:
+    """Enabled target rules, not among ``applicable``, with alerts pending or firing here.
+
+    Their alias moved away from ``deployment``, or it stopped serving the version.
+    """
+    hot_here = select(AlertState.id).where(
+        AlertState.org_id == organization,
+        AlertState.rule_id == AlertRule.id,
+        AlertState.deployment == deployment,
+        AlertState.state.in_(("pending", "firing")),
+    )
+    return session.scalars(
+        select(AlertRule).where(
+            AlertRule.org_id == organization,
+            AlertRule.enabled.is_(True),
+            AlertRule.target_model.is_not(None),
+            AlertRule.id.not_in(applicable),
+            hot_here.exists(),
         )
     ).all()

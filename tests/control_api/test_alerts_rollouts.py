@@ -110,7 +110,7 @@ def test_a_rule_targeting_an_alias_follows_it_when_it_moves(api, app):
         evaluator.on_window_closed(window(1, psi=0.5, deployment=deployment["id"]))
     second_end = window(1).end_ms
     assert _alerts(api, owner) == {
-        eu["id"]: ("firing", first_end),  # no longer evaluated
+        eu["id"]: ("resolved", second_end),  # no longer watched: let go at its next window
         us["id"]: ("firing", second_end),
     }
     (fired,) = [
@@ -124,8 +124,10 @@ def test_a_rule_targeting_an_alias_follows_it_when_it_moves(api, app):
     for deployment in (us, successor):
         evaluator.on_window_closed(window(2, psi=0.5, deployment=deployment["id"]))
     alerts = _alerts(api, owner)
-    assert alerts[us["id"]] == ("firing", second_end)
+    assert alerts[us["id"]] == ("resolved", window(2).end_ms)
     assert alerts[successor["id"]] == ("firing", window(2).end_ms)
+    evaluator.on_window_closed(window(3, psi=0.5, deployment=eu["id"]))  # nothing to let go
+    assert _alerts(api, owner)[eu["id"]] == ("resolved", second_end)
 
     # setting one subject clears the other
     path = f"/v1/alert-rules/{created.json()['id']}"
