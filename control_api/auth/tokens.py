@@ -6,12 +6,20 @@ login session) and ``scopes`` (API keys). Decoding pins the single configured al
 (HS256 with a shared secret, or RS256 with a key pair), requires every claim above and
 checks issuer, audience and expiry: ``alg: none``, another algorithm, a bad signature or a
 missing claim all raise :class:`TokenError`.
+
+Every request presents its token, so a token that passed every check is remembered (the
+last ``VERIFIED_CACHE_SIZE`` per codec): presented again, only its expiry and kind are
+checked, against the clock. A token that failed is never remembered, and whether its session
+was revoked is the caller's check, on every request (:func:`control_api.deps.get_principal`).
 """
 
 from __future__ import annotations
 
+import functools
 import secrets
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +38,8 @@ __all__ = [
 ]
 
 MIN_SECRET_LENGTH = 32
+VERIFIED_CACHE_SIZE = 4096  # tokens remembered after a full check, per codec
+LEEWAY_SECONDS = 5  # clock skew allowed on exp
 DEFAULT_SECRETS = frozenset({"changethis", "change-me", "changeme", "secret", "driftline"})
 _REQUIRED = ("sub", "org", "role", "iat", "exp", "jti", "iss", "aud", "typ")
 
@@ -68,12 +78,15 @@ class TokenCodec:
         verify_key: str,
         issuer: str,
         audience: str,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.algorithm = algorithm
         self._signing_key = signing_key
         self._verify_key = verify_key
         self.issuer = issuer
         self.audience = audience
+        self._clock = clock
+        self._verified = functools.lru_cache(maxsize=VERIFIED_CACHE_SIZE)(self._verify)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenCodec:
@@ -158,6 +171,15 @@ class TokenCodec:
 
     def decode(self, token: str, *, typ: str) -> TokenClaims:
         """Check ``token`` (signature, algorithm, iss, aud, exp, required claims, ``typ``)."""
+        claims = self._verified(token)  # raises TokenError; only passing tokens are kept
+        if claims.exp + LEEWAY_SECONDS < self._clock():
+            raise TokenError("Signature has expired.")
+        if claims.typ != typ:
+            raise TokenError(f"expected a {typ} token")
+        return claims
+
+    def _verify(self, token: str) -> TokenClaims:
+        """The full check of every claim but ``typ``."""
         try:
             payload = jwt.decode(
                 token,
@@ -166,15 +188,13 @@ class TokenCodec:
                 audience=self.audience,
                 issuer=self.issuer,
                 options={f"require_{claim}": True for claim in ("iat", "exp", "sub", "jti")}
-                | {"require_aud": True, "require_iss": True, "leeway": 5},
+                | {"require_aud": True, "require_iss": True, "leeway": LEEWAY_SECONDS},
             )
         except (JWTError, ValueError, TypeError) as error:
             raise TokenError(str(error)) from error
         missing = [claim for claim in _REQUIRED if claim not in payload]
         if missing:
             raise TokenError(f"missing claims: {', '.join(missing)}")
-        if payload["typ"] != typ:
-            raise TokenError(f"expected a {typ} token")
         scopes = payload.get("scopes", [])
         return TokenClaims(
             sub=str(payload["sub"]),

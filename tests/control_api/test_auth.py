@@ -172,3 +172,29 @@ def test_token_for_another_org_cannot_reach_it(api):
     forged = jwt.get_unverified_claims(token) | {"org": globex_org}
     response = api.client.get("/v1/me", headers=api.bearer(jwt.encode(forged, SECRET)))
     assert response.status_code == 401  # no session of this user in that organization
+
+
+def test_a_remembered_token_is_still_checked_for_kind_and_expiry():
+    from control_api.auth.tokens import LEEWAY_SECONDS, TokenCodec, TokenError
+
+    now = [time.time()]
+    codec = TokenCodec(
+        algorithm="HS256",
+        signing_key=SECRET,
+        verify_key=SECRET,
+        issuer="driftline",
+        audience="driftline-api",
+        clock=lambda: now[0],
+    )
+    token, _ = codec.issue(sub="u1", org="o1", role="owner", typ="access", ttl_seconds=60)
+    assert codec.decode(token, typ="access").sub == "u1"
+    assert codec.decode(token, typ="access").sub == "u1"  # from the verified tokens
+    with pytest.raises(TokenError, match="expected a refresh token"):
+        codec.decode(token, typ="refresh")
+    now[0] += 60 + LEEWAY_SECONDS + 1
+    with pytest.raises(TokenError, match="expired"):
+        codec.decode(token, typ="access")
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    for _ in range(2):  # a token that failed is checked in full every time
+        with pytest.raises(TokenError):
+            codec.decode(forged, typ="access")
