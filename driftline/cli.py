@@ -97,6 +97,17 @@ def statistics_command() -> None:
         typer.echo(f"{spec.name:<20} {kinds:<21} {threshold:<16} {spec.summary}")
 
 
+def _needed_by_several_workers(settings: Settings) -> str:
+    """What the settings lack for more than one API process ("" when nothing)."""
+    if settings.engine_embedded:
+        return "DRIFTLINE_ENGINE_EMBEDDED=false (the embedded engine windows events in one process)"
+    if settings.clickhouse_url.startswith("chdb"):
+        return (
+            "a ClickHouse server as DRIFTLINE_CLICKHOUSE_URL (a chDB folder opens in one process)"
+        )
+    return ""
+
+
 @app.command("api")
 def api_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -106,15 +117,16 @@ def api_command(
         typer.Option(
             min=1,
             help="Worker processes sharing the port, each a whole API (more than one needs "
-            "DRIFTLINE_ENGINE_EMBEDDED=false).",
+            "DRIFTLINE_ENGINE_EMBEDDED=false and a ClickHouse server).",
         ),
     ] = 1,
 ) -> None:
     """Serve the control-plane API (uvicorn; ``--workers N`` for N processes).
 
     One process runs Python on one core at a time: ``--workers`` about the number of cores
-    uses them all. The embedded engine windows events in one process, so several workers
-    need it off (events through Kafka and ``driftline worker``). Or run gunicorn:
+    uses them all. The embedded engine windows events in one process and a chDB folder opens
+    in one, so several workers need the engine off (events through Kafka and ``driftline
+    worker``) and a ClickHouse server. Or run gunicorn:
     ``gunicorn -k uvicorn.workers.UvicornWorker -w 4 'control_api.app:create_app(...)'`` or
     several replicas of this command behind a load balancer, with Redis for shared rate limits.
     Refuses to start without a strong DRIFTLINE_JWT_SECRET or a DRIFTLINE_SECRETS_KEY outside
@@ -128,12 +140,9 @@ def api_command(
 
     settings = load_settings()
     configure_logging()
-    if workers > 1 and settings.engine_embedded:
-        typer.echo(
-            "api refused to start: --workers above 1 needs DRIFTLINE_ENGINE_EMBEDDED=false "
-            "(the embedded engine windows events in one process)",
-            err=True,
-        )
+    needed = _needed_by_several_workers(settings)
+    if workers > 1 and needed:
+        typer.echo(f"api refused to start: --workers above 1 needs {needed}", err=True)
         raise typer.Exit(code=2)
     try:
         application = create_app(settings)  # also checks the settings before workers start

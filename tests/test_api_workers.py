@@ -17,6 +17,7 @@ from tests.control_api.conftest import PASSWORD, SECRET, SECRETS_KEY
 from tests.servers import free_port, wait_until_healthy
 
 DRIFTLINE = str(Path(sys.executable).with_name("driftline"))
+SERVER = "http://default@127.0.0.1:8123/metrics"  # never reached by what these tests call
 
 
 def _settings(tmp_path: Path) -> dict[str, str]:
@@ -51,21 +52,36 @@ def _is_worker(pid: int) -> bool:
         return False
 
 
-def test_several_workers_need_the_embedded_engine_off(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize(
+    ("engine_embedded", "clickhouse_url", "needed"),
+    [
+        ("true", SERVER, "DRIFTLINE_ENGINE_EMBEDDED=false"),
+        ("false", "", "a ClickHouse server"),  # the default: chDB in the data folder
+    ],
+)
+def test_several_workers_need_the_engine_off_and_a_clickhouse_server(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    engine_embedded: str,
+    clickhouse_url: str,
+    needed: str,
 ) -> None:
-    for name, value in _settings(tmp_path).items():
+    settings = _settings(tmp_path) | {
+        "DRIFTLINE_ENGINE_EMBEDDED": engine_embedded,
+        "DRIFTLINE_CLICKHOUSE_URL": clickhouse_url,
+    }
+    for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("DRIFTLINE_ENGINE_EMBEDDED", raising=False)
     result = CliRunner().invoke(cli, ["api", "--workers", "2", "--port", "0"])
     assert result.exit_code == 2
-    assert "DRIFTLINE_ENGINE_EMBEDDED=false" in result.output
+    assert needed in result.output
 
 
 def test_two_workers_serve_one_port_and_stop_on_sigterm(tmp_path: Path) -> None:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
-    env = inherited | _settings(tmp_path) | {"DRIFTLINE_ENGINE_EMBEDDED": "false"}
+    env = inherited | _settings(tmp_path)
     subprocess.run([DRIFTLINE, "migrate"], env=env, check=True, capture_output=True)
+    env |= {"DRIFTLINE_ENGINE_EMBEDDED": "false", "DRIFTLINE_CLICKHOUSE_URL": SERVER}
     port = free_port()
     log_path = tmp_path / "api.log"
     with log_path.open("wb") as log:
