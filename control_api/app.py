@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import redis
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -42,6 +41,7 @@ from control_api.monitors.source import MonitorService
 from control_api.observability import ApiMetrics
 from control_api.projects.router import router as projects_router
 from control_api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from control_api.ratelimit import redis_client as limiter_redis
 from control_api.references.router import router as references_router
 from control_api.references.store import object_store
 from control_api.runtime import AlertDrain, DeliveryLoop, alert_listener
@@ -87,7 +87,7 @@ def _build_context(settings: Settings) -> ApiContext:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
     )
-    redis_client = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis_client = limiter_redis(settings.redis_url) if settings.redis_url else None
     limiter: RateLimiter = (
         RedisRateLimiter(redis_client, prefix=settings.redis_key_prefix)
         if redis_client is not None

@@ -65,6 +65,25 @@ def test_redis_failure_falls_back_to_the_process():
     client.close()
 
 
+def test_a_redis_that_never_answers_costs_one_timeout_not_a_hang():
+    """A server that accepts connections and then says nothing (a hung Redis)."""
+    import socket
+    import time
+
+    from control_api.ratelimit import REDIS_TIMEOUT_SECONDS, redis_client
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    client = redis_client(f"redis://127.0.0.1:{server.getsockname()[1]}/0")
+    limiter = RedisRateLimiter(client, prefix="x:", fallback=MemoryRateLimiter(clock=lambda: 0.0))
+    began = time.monotonic()
+    assert limiter.hit("k", rate=1.0, burst=1).allowed
+    assert time.monotonic() - began < 4 * REDIS_TIMEOUT_SECONDS + 1.0
+    client.close()
+    server.close()
+
+
 @pytest.mark.redis
 def test_api_answers_429_with_retry_after_on_redis(app_factory, redis_url, chdb_url):
     app = app_factory(
