@@ -22,7 +22,7 @@ from control_api.api_keys.router import router as api_keys_router
 from control_api.auth.passwords import PasswordHasher
 from control_api.auth.router import router as auth_router
 from control_api.auth.tokens import TokenCodec
-from control_api.cache import CacheMetrics, build_cache
+from control_api.cache import CacheMetrics, build_cache, short_timeout_client
 from control_api.context import ApiContext
 from control_api.deployment_webhooks.delivery import WebhookDrain
 from control_api.deployment_webhooks.router import router as deployment_webhooks_router
@@ -41,7 +41,6 @@ from control_api.monitors.source import MonitorService
 from control_api.observability import ApiMetrics
 from control_api.projects.router import router as projects_router
 from control_api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from control_api.ratelimit import redis_client as limiter_redis
 from control_api.references.router import router as references_router
 from control_api.references.store import object_store
 from control_api.runtime import AlertDrain, DeliveryLoop, alert_listener
@@ -87,7 +86,8 @@ def _build_context(settings: Settings) -> ApiContext:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
     )
-    redis_client = limiter_redis(settings.redis_url) if settings.redis_url else None
+    # the limiter's own client, short timeouts: a Redis that hangs never blocks a request
+    redis_client = short_timeout_client(settings.redis_url) if settings.redis_url else None
     limiter: RateLimiter = (
         RedisRateLimiter(redis_client, prefix=settings.redis_key_prefix)
         if redis_client is not None

@@ -318,6 +318,18 @@ class RedisCache:
             )
 
 
+def short_timeout_client(url: str) -> redis.Redis:
+    """A Redis client with ``TIMEOUT_SECONDS`` connect and read timeouts.
+
+    A Redis that hangs (rather than refusing connections) costs a call that long, then the
+    caller's fallback answers. The cache, the rate limiter and the monitor-change publisher
+    each hold one.
+    """
+    return redis.Redis.from_url(
+        url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
+    )
+
+
 def build_cache(settings: Settings, metrics: CacheMetrics) -> Cache:
     """The Redis cache when ``redis_url`` is set and the TTL is positive; else :class:`NoCache`.
 
@@ -326,11 +338,7 @@ def build_cache(settings: Settings, metrics: CacheMetrics) -> Cache:
     """
     if not settings.redis_url or settings.cache_ttl_seconds <= 0:
         return NoCache()
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=TIMEOUT_SECONDS,
-        socket_connect_timeout=TIMEOUT_SECONDS,
-    )
+    client = short_timeout_client(settings.redis_url)
     return RedisCache(
         client,
         prefix=settings.redis_key_prefix,

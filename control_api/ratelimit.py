@@ -98,18 +98,6 @@ class MemoryRateLimiter:
             return Decision(False, (1.0 - tokens) / rate)
 
 
-REDIS_TIMEOUT_SECONDS = 0.5
-"""Connect and read timeout of the limiter's Redis client: a Redis that hangs (rather than
-refusing connections) costs a request this long, then the in-process buckets answer."""
-
-
-def redis_client(url: str) -> redis.Redis:
-    """The rate limiter's Redis client, with :data:`REDIS_TIMEOUT_SECONDS` timeouts."""
-    return redis.Redis.from_url(
-        url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
-    )
-
-
 class RedisRateLimiter:
     """Buckets in Redis under ``prefix``; falls back to ``fallback`` when Redis fails."""
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 
-from control_api.cache import TIMEOUT_SECONDS, CacheMetrics
+from control_api.cache import CacheMetrics, short_timeout_client
 from control_api.monitors.source import MonitorService
 from driftline.settings import Settings
 
@@ -72,15 +72,7 @@ class MonitorChanges:
         Its client has the cache's short timeouts: a Redis that hangs delays a monitor
         write by at most that, and never blocks it.
         """
-        client = (
-            redis.Redis.from_url(
-                settings.redis_url,
-                socket_timeout=TIMEOUT_SECONDS,
-                socket_connect_timeout=TIMEOUT_SECONDS,
-            )
-            if settings.redis_url
-            else None
-        )
+        client = short_timeout_client(settings.redis_url) if settings.redis_url else None
         return cls(client, channel=channel_name(settings.redis_key_prefix), metrics=metrics)
 
     def close(self) -> None:

@@ -70,16 +70,16 @@ def test_a_redis_that_never_answers_costs_one_timeout_not_a_hang():
     import socket
     import time
 
-    from control_api.ratelimit import REDIS_TIMEOUT_SECONDS, redis_client
+    from control_api.cache import TIMEOUT_SECONDS, short_timeout_client
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
-    client = redis_client(f"redis://127.0.0.1:{server.getsockname()[1]}/0")
+    client = short_timeout_client(f"redis://127.0.0.1:{server.getsockname()[1]}/0")
     limiter = RedisRateLimiter(client, prefix="x:", fallback=MemoryRateLimiter(clock=lambda: 0.0))
     began = time.monotonic()
     assert limiter.hit("k", rate=1.0, burst=1).allowed
-    assert time.monotonic() - began < 4 * REDIS_TIMEOUT_SECONDS + 1.0
+    assert time.monotonic() - began < 4 * TIMEOUT_SECONDS + 1.0
     client.close()
     server.close()
 
