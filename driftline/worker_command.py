@@ -5,7 +5,9 @@ metrics store URL). Results and dead letters go to the metrics store; with the e
 chDB default each worker process needs its own ``DRIFTLINE_DATA_DIR`` (a chDB folder
 serves one process), so several workers normally share a ClickHouse server instead.
 SIGTERM or SIGINT stops the worker cleanly: the batch in progress is finished and
-checkpointed, then acked offsets are committed.
+checkpointed, then acked offsets are committed. For a worker that seems stuck, SIGUSR1
+writes every thread's stack to its standard error (even when the event loop is blocked)
+and SIGUSR2 logs the stack of every asyncio task (when the loop still runs).
 
 Monitors come from the control database and follow every change made over the API while
 the worker runs (Redis pub/sub within about a second, else the poll every
@@ -16,9 +18,12 @@ between two batches (:meth:`engine.kafka.worker.KafkaWorker.set_monitors`).
 from __future__ import annotations
 
 import asyncio
+import faulthandler
+import gc
 import logging
 import signal
 import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -152,6 +157,55 @@ def control_plane_wiring(settings: Settings, client: MetricsClient) -> Wiring:
     )
 
 
+def await_chain(task: asyncio.Task[object]) -> list[str]:
+    """Where ``task`` waits: each coroutine's file:line, innermost last, then what it awaits.
+
+    (``Task.get_stack`` shows a suspended coroutine's outermost frame only.) Awaitables
+    that hide what they drive (``coro.__await__()`` wrappers, ``agen.asend()``) are looked
+    through with :func:`gc.get_referents`.
+    """
+    lines: list[str] = []
+    awaited: object = task.get_coro()
+    while awaited is not None and len(lines) < 64:
+        frame = _frame_of(awaited)
+        if frame is None:
+            inner = next((o for o in gc.get_referents(awaited) if _frame_of(o) is not None), None)
+            if inner is None:
+                lines.append(f"awaiting {awaited!r}"[:300])
+                break
+            awaited, frame = inner, _frame_of(inner)
+        assert frame is not None
+        code = frame.f_code
+        lines.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        awaited = next(
+            (
+                getattr(awaited, name)
+                for name in ("cr_await", "gi_yieldfrom", "ag_await")
+                if getattr(awaited, name, None) is not None
+            ),
+            None,
+        )
+    return lines
+
+
+def _frame_of(awaitable: object) -> types.FrameType | None:
+    """The suspended frame of a coroutine, generator or async generator, else ``None``."""
+    for name in ("cr_frame", "gi_frame", "ag_frame"):
+        frame = getattr(awaitable, name, None)
+        if isinstance(frame, types.FrameType):
+            return frame
+    return None
+
+
+def log_tasks() -> None:
+    """Log where every asyncio task of the running loop waits (the SIGUSR2 handler)."""
+    tasks = asyncio.all_tasks()
+    _log.warning("%d asyncio tasks (SIGUSR2)", len(tasks))
+    for task in sorted(tasks, key=lambda t: t.get_name()):
+        chain = "\n  ".join(await_chain(task))
+        _log.warning("task %s\n  %s", task.get_name(), chain)
+
+
 async def _serve(settings: Settings) -> None:
     from engine.kafka.worker import KafkaWorker, WorkerConfig
     from engine.sinks import MetricsStoreDeadLetters, MetricsStoreSink
@@ -195,6 +249,7 @@ async def _serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGUSR2, log_tasks)
         await worker.run(stop)
     finally:
         wiring.close()
@@ -219,6 +274,7 @@ def worker_command() -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     asyncio.run(_serve(settings))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,19 @@ import sqlalchemy as sa
 from storage import db_migrations
 from storage.clickhouse.client import connect
 from storage.db import create_db_engine, normalize_url
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_left_behind() -> Iterator[None]:
+    """Kill the ``driftline worker`` processes a failed test did not stop.
+
+    (Left running, a worker holds its partitions and, when collected later, fails an
+    unrelated test with a ResourceWarning.)
+    """
+    yield
+    tools = sys.modules.get("tests.engine.kafka_worker_tools")
+    if tools is not None:
+        tools.WorkerProcess.kill_leftovers()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -199,10 +199,16 @@ def query_folder(data_dir: Path, queries: Sequence[str]) -> list[list[Any]]:
 
 @dataclass
 class WorkerProcess:
-    """``driftline worker`` as a child process, its log in a file."""
+    """``driftline worker`` as a child process, its log in a file.
+
+    Every started worker is remembered in ``running`` until it ends, so a test that fails
+    before stopping its workers does not leave them behind (``tests/conftest.py`` kills them).
+    """
 
     process: subprocess.Popen[bytes]
     log_path: Path
+    started: float = 0.0
+    running: ClassVar[list[WorkerProcess]] = []
 
     @classmethod
     def start(cls, folder: Path, env: Mapping[str, str]) -> WorkerProcess:
@@ -218,7 +224,45 @@ class WorkerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        return cls(process, log_path)
+        worker = cls(process, log_path, time.monotonic())
+        cls.running.append(worker)
+        return worker
+
+    @classmethod
+    def kill_leftovers(cls) -> None:
+        """Kill the workers a test left running."""
+        for worker in cls.running:
+            if worker.process.poll() is None:
+                worker.kill()
+        cls.running.clear()
+
+    def diagnose(self) -> str:
+        """Ask a running worker for its thread and task stacks; answers its log's story.
+
+        The timeline (seconds since start of "Worker ready" and of the last batch) and the
+        stacks (SIGUSR1, SIGUSR2: see ``driftline worker``) tell a stuck worker from a slow one.
+        """
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGUSR1)
+            self.process.send_signal(signal.SIGUSR2)
+            time.sleep(2)
+        text = self.log()
+        marks = {
+            "ready": "Worker ready",
+            "last batch": "driftline.worker batch ",
+        }
+        told = [f"{time.monotonic() - self.started:.1f} s since start"]
+        for label, marker in marks.items():
+            lines = [line for line in text.splitlines() if marker in line]
+            told.append(f"{label}: {lines[-1][:23] if lines else 'never'}")
+        first = text.splitlines()[0][:23] if text else "no log"
+        head = f"{self.log_path.name}: started {first}; " + "; ".join(told)
+        cut = text.find("Thread 0x")
+        if cut < 0:
+            cut = text.find("asyncio tasks (SIGUSR2)")
+        if cut < 0:
+            return f"{head}\n{text[-3000:]}"
+        return f"{head}\n{text[max(0, cut - 3000) : cut]}\n[stacks]\n{text[cut:]}"
 
     def log(self) -> str:
         """What the worker wrote so far."""
@@ -270,7 +314,7 @@ def wait_until(
             if worker.process.poll() is not None:
                 raise AssertionError(f"worker exited early:\n{worker.log()[-4000:]}")
         time.sleep(0.2)
-    tails = "\n---\n".join(w.log()[-3000:] for w in workers)
+    tails = "\n---\n".join(w.diagnose() for w in workers)
     raise AssertionError(f"workers did not reach {dict(targets)} in {timeout}s:\n{tails}")
 
 

@@ -356,3 +356,27 @@ def test_a_second_worker_joining_mid_stream_takes_partitions_without_loss(
     assert first_difference(union, {t: sorted(rows) for t, rows in expected.items()}) is None
     assert rows_a["window_aggregates"]  # both workers did work
     assert rows_b["window_aggregates"]
+
+
+@pytest.mark.kafka
+def test_a_running_worker_tells_its_thread_and_task_stacks_and_keeps_running(
+    kafka_bootstrap: str, unique_name: str, tmp_path: Path
+) -> None:
+    deployments = pick_deployments(2, PARTITIONS)
+    scenario = Scenario(kafka_bootstrap, unique_name, tmp_path, deployments)
+    worker = scenario.worker("w")
+    deadline = time.monotonic() + 90
+    while "Worker ready" not in worker.log():
+        assert time.monotonic() < deadline, worker.log()[-3000:]
+        time.sleep(0.2)
+
+    told = worker.diagnose()
+
+    assert "ready: 20" in told
+    assert "[stacks]" in told
+    assert "Current thread" in told or "Thread 0x" in told  # faulthandler, SIGUSR1
+    assert "asyncio tasks (SIGUSR2)" in told
+    assert "in ingest" in told  # the agent's task, down to where it waits
+    placed = scenario.produce(make_events(deployments, t0=start_of_run(), windows=2, per_window=5))
+    wait_until([worker], ends(placed))  # still consuming after the signals
+    assert worker.stop() == 0
