@@ -42,17 +42,19 @@ def test_versions_are_numbered_without_gaps():
 
 
 def test_migrate_twice_changes_nothing(bare_metrics):
-    assert migrate(bare_metrics, PARAMS) == [1, 2, 3, 4, 5]
+    assert migrate(bare_metrics, PARAMS) == [1, 2, 3, 4, 5, 6]
     tables = _tables(bare_metrics)
     log = bare_metrics.query_rows("SELECT count() FROM schema_migrations")
     assert migrate(bare_metrics, PARAMS) == []
     assert _tables(bare_metrics) == tables
     assert bare_metrics.query_rows("SELECT count() FROM schema_migrations") == log
-    assert applied_versions(bare_metrics) == [1, 2, 3, 4, 5]
+    assert applied_versions(bare_metrics) == [1, 2, 3, 4, 5, 6]
 
 
 def test_backwards_then_forwards(bare_metrics):
     migrate(bare_metrics, PARAMS)
+    assert rollback(bare_metrics, PARAMS, to_version=5) == [6]
+    assert "drift_rollup_minute_all" not in _tables(bare_metrics)
     assert rollback(bare_metrics, PARAMS, to_version=4) == [5]
     assert "feature_rollup_hour" not in _tables(bare_metrics)
     assert rollback(bare_metrics, PARAMS, to_version=3) == [4]
@@ -64,7 +66,7 @@ def test_backwards_then_forwards(bare_metrics):
     assert rollback(bare_metrics, PARAMS, to_version=0) == [1]
     assert _tables(bare_metrics) == {"schema_migrations"}
     assert migrate(bare_metrics, PARAMS, target=1) == [1]
-    assert migrate(bare_metrics, PARAMS) == [2, 3, 4, 5]
+    assert migrate(bare_metrics, PARAMS) == [2, 3, 4, 5, 6]
 
 
 def test_every_table_orders_by_organization_partitions_monthly_and_has_the_ttl(metrics):

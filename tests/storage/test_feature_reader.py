@@ -118,7 +118,7 @@ def test_existing_windows_are_folded_into_the_rollups_by_the_migration(bare_metr
         TABLES[MetricsTable.FEATURE_WINDOW_STATS], organization=ORG, columns=_stats()
     ).drop_columns(histogram)  # as a writer before migration 5 sent it
     bare_metrics.insert_arrow("feature_window_stats", old, dedup_token="old")
-    assert migrate(bare_metrics, MigrationParams(ttl_days=3650)) == [5]
+    assert migrate(bare_metrics, MigrationParams(ttl_days=3650), target=5) == [5]
     span = TimeRange(T0, T0 + timedelta(days=2), step_seconds=86_400)
     read = {"organization": ORG, "deployment": "dep-1", "time_range": span}
     raw = _rows(feature_reader.feature_series(bare_metrics, use_rollups=False, **read))

@@ -13,6 +13,7 @@ from storage.clickhouse.migrations import (
     m0003_minute_rollups,
     m0004_lean_rollups,
     m0005_feature_stats,
+    m0006_minute_for_short_windows,
 )
 from storage.clickhouse.migrations.base import Migration, MigrationParams
 from storage.clickhouse.migrations.runner import applied_versions, apply_ttl, migrate, rollback
@@ -23,6 +24,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m0003_minute_rollups.MIGRATION,
     m0004_lean_rollups.MIGRATION,
     m0005_feature_stats.MIGRATION,
+    m0006_minute_for_short_windows.MIGRATION,
 )
 
 __all__ = [
