@@ -12,6 +12,7 @@ Statistics from a sketch are in :mod:`detectors.sketch_stats`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,22 @@ MAX_UNSEEN = 1000
 """Distinct unseen categories tracked by name per categorical feature."""
 OTHER_CATEGORY = "__other__"
 """The pooled name of unseen categories past ``MAX_UNSEEN``."""
+
+
+def _category_counts(values: Any, name: str) -> tuple[dict[str, int], int]:
+    """Count per category of one column, and its missing values.
+
+    Text and ``None`` only (what the engine decodes) are counted as they are, in one C-level
+    pass; any other column goes through :func:`as_category_columns` for its coercions
+    (numbers and booleans as text, NaN missing).
+    """
+    listed = np.asarray(values, dtype=object).tolist()
+    if set(map(type, listed)) <= {str, type(None)}:
+        counts: dict[str | None, int] = Counter(listed)
+        null = counts.pop(None, 0)
+        return {str(k): v for k, v in counts.items()}, null
+    series = as_category_columns(np.asarray(values, dtype=object), names=[name], role="batch")[0]
+    return value_counts(series[0])
 
 
 @dataclass
@@ -112,16 +129,16 @@ class WindowSketch:
             self.total_squares += np.einsum("ij,ij->i", columns, columns)
             self.minimum = np.fmin(self.minimum, np.nanmin(matrix, axis=0, initial=np.inf))
             self.maximum = np.fmax(self.maximum, np.nanmax(matrix, axis=0, initial=-np.inf))
-        for j, column in enumerate(categories):
-            counts, null = value_counts(column)
+        for j, (counts, null) in enumerate(categories):
             self._count_categories(j, counts, null)
         return self
 
-    def _columns(self, batch: Any) -> tuple[FloatMatrix, list[pl.Series]]:
-        """The batch's numeric features (rows x features) and categorical ones (text series).
+    def _columns(self, batch: Any) -> tuple[FloatMatrix, list[tuple[dict[str, int], int]]]:
+        """The batch's numeric features (rows x features) and categorical ones' counts.
 
         A mapping of numpy columns is read without a round trip through a DataFrame: the
         numeric columns are stacked feature-major, so the matrix handed back is a free view.
+        Categorical columns come back counted: ``(count per category, missing values)``.
         """
         numeric, categorical = self.profile.numeric, self.profile.categorical
         if isinstance(batch, pl.DataFrame):
@@ -136,7 +153,7 @@ class WindowSketch:
                 if categorical
                 else ([], ())
             )
-            return matrix, columns
+            return matrix, [value_counts(c) for c in columns]
         if not isinstance(batch, Mapping):
             raise DetectorInputError("a batch is a polars DataFrame or a mapping of columns")
         missing = [c for c in (*numeric, *categorical) if c not in batch]
@@ -156,13 +173,7 @@ class WindowSketch:
             raise DetectorInputError("batch contains an infinite value", column=bad)
         if rows == 0:
             return stacked.T, []
-        columns = [
-            as_category_columns(np.asarray(batch[name], dtype=object), names=[name], role="batch")[
-                0
-            ][0]
-            for name in categorical
-        ]
-        return stacked.T, columns
+        return stacked.T, [_category_counts(batch[name], name) for name in categorical]
 
     def _coarse(self, matrix: FloatMatrix, fine: IntMatrix) -> IntMatrix:
         """Coarse counts: summed from the fine counts when the bins nest, else binned."""

@@ -131,6 +131,46 @@ def test_update_refuses_bad_batches_without_counting_anything():
     assert sketch.update(frame(1).head(0)).to_dict() == before
 
 
+@pytest.mark.parametrize("rows", [1, 700, 2048, 2049, 6000])
+def test_a_mapping_of_columns_counts_as_the_same_rows_in_a_frame(rows):
+    """Mapping batches (the engine's: text or None categories, few or many rows) count the same.
+
+    Also a category column of mixed types (numbers, booleans, NaN) in a mapping, which is
+    coerced as a frame's would be.
+    """
+    profile = ReferenceProfile.fit(frame(0))
+    current = frame(4, rows=rows, shift=0.5)
+    colour = current["colour"].to_numpy().astype(object)
+    colour[::7] = None
+    colour[::11] = "purple"  # never in the reference
+    current = current.with_columns(pl.Series("colour", colour.tolist(), dtype=pl.String))
+    current = current.with_columns(pl.col("x").fill_nan(None).alias("x"))
+    mapping = {c: current[c].to_numpy() for c in ("x", "y", "k")}
+    mapping["x"] = np.where(np.arange(rows) % 5 == 0, np.nan, mapping["x"])
+    from_frame = WindowSketch.empty(profile).update(
+        current.with_columns(pl.Series("x", mapping["x"]).fill_nan(None))
+    )
+    flag = current["flag"].to_numpy()
+    text = WindowSketch.empty(profile).update(
+        mapping | {"colour": colour, "flag": np.where(flag, "true", "false").astype(object)}
+    )
+    assert text.to_dict() == from_frame.to_dict()
+    mixed_flag = flag.astype(object)
+    mixed_flag[::3] = np.nan  # missing, as None is
+    mixed = (
+        WindowSketch.empty(profile)
+        .update(mapping | {"colour": colour, "flag": mixed_flag})
+        .to_dict()
+    )
+    kept = np.arange(rows) % 3 != 0
+    assert mixed["category_nulls"][1] == rows - kept.sum()
+    # booleans become text as str() writes them, like a frame's object column would
+    true = int(flag[kept].sum())
+    assert mixed["unseen"][1] == {
+        k: v for k, v in (("True", true), ("False", kept.sum() - true)) if v
+    }
+
+
 def test_unseen_categories_are_kept_by_name_then_pooled():
     profile = ReferenceProfile.fit(pl.DataFrame({"c": ["a", "b"] * 5}))
     sketch = WindowSketch.empty(profile)
@@ -198,6 +238,40 @@ def test_lookup_table_binning_is_exactly_a_binary_search(reference, probes):
     expected = np.searchsorted(edges, probes, side="right")
     expected[np.isnan(probes)] = -1
     np.testing.assert_array_equal(got, expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), rows=st.sampled_from([1, 7, 1000, 2048, 2049, 5000]))
+def test_features_searched_together_get_each_its_own_binary_search(seed, rows):
+    """Several features through the stacked grid (few rows) or one by one (many): the same bins.
+
+    Features differ in scale (so in cells and steps per cell); one has value bins, one too
+    few edges for a grid and one is heavy-tailed (no grid): those are searched on their own.
+    """
+    rng = np.random.default_rng(seed)
+    reference = np.column_stack(
+        [
+            rng.normal(0, 1, 20_000),
+            rng.normal(5e3, 1e-3, 20_000),
+            rng.exponential(2.0, 20_000),
+            rng.integers(0, 5, 20_000).astype(float),
+            rng.lognormal(0, 4, 20_000),
+            rng.uniform(-1, 1, 20_000),
+        ]
+    )
+    reference[rng.random(reference.shape) < 0.05] = np.nan
+    binning = quantile_binning(reference, 1000, by_value_up_to=10)
+    assert binning._grid is not None
+    assert 2 <= binning._grid.features.size < 6
+    probes = reference[rng.integers(0, 20_000, rows)] + rng.normal(0, 1e-3, (rows, 6))
+    probes[rng.random(probes.shape) < 0.1] = np.nan
+    got = bin_index(probes, binning)
+    for j, edges in enumerate(binning.edges):
+        if binning.by_value[j]:
+            continue  # value bins: their own rule, tested elsewhere
+        expected = np.searchsorted(edges, probes[:, j], side="right")
+        expected[np.isnan(probes[:, j])] = -1
+        np.testing.assert_array_equal(got[:, j], expected)
 
 
 def test_heavy_tailed_features_fall_back_to_binary_search_and_stay_exact():
