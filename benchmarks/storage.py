@@ -1,11 +1,13 @@
 """Benchmarks of the metrics store on embedded chDB (one process, a temporary folder).
 
 (a) Write throughput: drift-result rows built from numpy columns and written through
-    ``storage.clickhouse.writer.write_batch`` (one Arrow insert per batch, feeding the minute,
-    hour and day roll-ups), against a row-by-row insert through the same writer (one insert
-    per row; measured on a small sample and scaled per row), and against the same batch into
-    the roll-ups of schema 3 (aggregate states, every level fed from the raw table), so the
-    gain of migration 0004 is a ratio measured in one run.
+    ``storage.clickhouse.writer.write_batch`` (one Arrow insert per batch, feeding the
+    roll-ups: 5-minute windows go raw -> hour -> day since migration 0006), against a
+    row-by-row insert through the same writer (one insert per row; measured on a small
+    sample and scaled per row), and against the same batch into a database of the same
+    folder at the previous schema (5: raw -> minute -> hour -> day), the two written in
+    turn so that both see the same load; the gain of migration 0006 is a ratio measured in
+    one run.
 (b) Dashboard query: the "Statistic per feature" panel of the drift dashboard over 30 days
     of 5-minute windows x 50 features for one deployment, expanded as the Grafana plugin
     would (30-day range, ``$__interval`` = 30 min, Grafana's choice at ~1440 px), once as
@@ -19,12 +21,14 @@ Medians of several repeats: the machine may be a noisy shared VM.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +43,7 @@ import numpy as np  # noqa: E402
 from storage.clickhouse.client import MetricsClient, connect  # noqa: E402
 from storage.clickhouse.grafana import DASHBOARDS, QueryContext, expand  # noqa: E402
 from storage.clickhouse.grafana.sql import GatedQuery  # noqa: E402
-from storage.clickhouse.migrations import MigrationParams, migrate  # noqa: E402
+from storage.clickhouse.migrations import MIGRATIONS, MigrationParams, migrate  # noqa: E402
 from storage.clickhouse.tables import MetricsTable  # noqa: E402
 from storage.clickhouse.writer import write_batch  # noqa: E402
 
@@ -47,6 +51,7 @@ FEATURES = 50
 WINDOW_MINUTES = 5
 DAYS = 30
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
+PREVIOUS = 5  # the schema whose write rate the current one is compared with
 
 
 def drift_columns(windows: int, *, start: datetime = T0, seed: int = 0) -> dict[str, Any]:
@@ -87,25 +92,30 @@ def _median_wall_and_cpu(run: Callable[[], object], repeats: int) -> tuple[float
     return statistics.median(wall), statistics.median(cpu)
 
 
-def bench_writes(client: MetricsClient, repeats: int) -> dict[str, float]:
-    """Rows per second: columnar batches vs one insert per row (scaled from a sample)."""
+def bench_writes(client: MetricsClient, previous: MetricsClient, repeats: int) -> dict[str, float]:
+    """Rows per second: columnar batches (this schema and ``previous``'s, written in turn)
+    vs one insert per row (scaled from a sample)."""
     batch = drift_columns(4_000)  # 200 000 rows
     rows = len(batch["value"])
     counter = iter(range(10**9))
-    write_batch(
-        client, MetricsTable.DRIFT_RESULTS, organization="warm", batch_id="w", columns=batch
-    )
 
-    def columnar() -> None:
+    def columnar(into: MetricsClient) -> None:
         write_batch(
-            client,
+            into,
             MetricsTable.DRIFT_RESULTS,
             organization="bench-w",
             batch_id=f"b{next(counter)}",
             columns=batch,
         )
 
-    batch_s, batch_cpu_s = _median_wall_and_cpu(columnar, repeats)
+    timed: dict[str, tuple[list[float], list[float]]] = {"now": ([], []), "previous": ([], [])}
+    for into in (client, previous):
+        columnar(into)  # warm-up
+    for _ in range(repeats):
+        for name, into in (("now", client), ("previous", previous)):
+            wall, cpu = _median_wall_and_cpu(partial(columnar, into), 1)
+            timed[name][0].append(wall)
+            timed[name][1].append(cpu)
     sample = 200
     one_row = [{k: v[i : i + 1] for k, v in batch.items()} for i in range(sample)]
 
@@ -120,11 +130,13 @@ def bench_writes(client: MetricsClient, repeats: int) -> dict[str, float]:
             )
 
     per_row_s = _median_seconds(row_by_row, max(3, repeats // 2)) / sample
-    return {
+    medians = {
+        f"{name}_{kind}": rows / statistics.median(values)
+        for name, (wall, cpu) in timed.items()
+        for kind, values in (("rows_per_s", wall), ("rows_per_cpu_s", cpu))
+    }
+    return medians | {
         "rows": rows,
-        "batch_s": batch_s,
-        "batch_rows_per_s": rows / batch_s,
-        "batch_rows_per_cpu_s": rows / batch_cpu_s,
         "row_by_row_rows_per_s": 1.0 / per_row_s,
         "sample": sample,
     }
@@ -174,32 +186,8 @@ def bench_dashboard(client: MetricsClient, repeats: int) -> dict[str, float]:
         expanded = expand(sql, ctx)
         points = client.query_arrow(expanded).num_rows
         results[f"{name}_points"] = points
-        results[f"{name}_s"] = _median_seconds(lambda e=expanded: client.query_arrow(e), repeats)
+        results[f"{name}_s"] = _median_seconds(partial(client.query_arrow, expanded), repeats)
     return results
-
-
-def bench_schema_3_writes(repeats: int) -> tuple[float, float]:
-    """Rows per wall and per CPU second of the same batch into schema 3's roll-ups."""
-    batch = drift_columns(4_000)
-    counter = iter(range(10**9))
-    with (
-        tempfile.TemporaryDirectory(prefix="driftline-bench-") as folder,
-        connect(f"chdb://{folder}") as client,
-    ):
-        migrate(client, MigrationParams(ttl_days=3650), target=3)
-
-        def columnar() -> None:
-            write_batch(
-                client,
-                MetricsTable.DRIFT_RESULTS,
-                organization="bench-3",
-                batch_id=f"b{next(counter)}",
-                columns=batch,
-            )
-
-        columnar()
-        wall, cpu = _median_wall_and_cpu(columnar, repeats)
-        return len(batch["value"]) / wall, len(batch["value"]) / cpu
 
 
 def main() -> None:
@@ -207,30 +195,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with (
         tempfile.TemporaryDirectory(prefix="driftline-bench-") as folder,
         connect(f"chdb://{folder}") as client,
+        connect(f"chdb://{folder}?database=previous") as previous,
     ):
         migrate(client, MigrationParams(ttl_days=3650))
-        writes = bench_writes(client, args.repeats)
+        migrate(previous, MigrationParams(ttl_days=3650), target=PREVIOUS)
+        writes = bench_writes(client, previous, args.repeats)
         query = bench_dashboard(client, args.repeats)
-    schema_3 = bench_schema_3_writes(args.repeats)
-    ratio = writes["batch_rows_per_s"] / writes["row_by_row_rows_per_s"]
-    print(f"chDB metrics store, medians of {args.repeats} repeats")
+    ratio = writes["now_rows_per_s"] / writes["row_by_row_rows_per_s"]
+    now = f"schema {len(MIGRATIONS)}"
+    print(
+        f"chDB metrics store, medians of {args.repeats} repeats "
+        f"(load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)"
+    )
     print(f"{'measure':<58} {'value':>14} {'target':>10}")
     print(
-        f"{'write: drift rows/s, numpy batch of ' + str(int(writes['rows'])):<58} "
-        f"{writes['batch_rows_per_s']:>14,.0f} {'>= 1e6':>10}"
+        f"{'write: drift rows/s, numpy batch of ' + str(int(writes['rows'])) + ', ' + now:<58} "
+        f"{writes['now_rows_per_s']:>14,.0f} {'>= 1e6':>10}"
     )
     label = "write: same, per CPU-second (chDB's threads included)"
-    print(f"{label:<58} {writes['batch_rows_per_cpu_s']:>14,.0f}")
-    label = "write: same batch, schema 3 roll-ups (avg states, from raw)"
-    print(f"{label:<58} {schema_3[0]:>14,.0f}")
-    label = "write: same, schema 3, per CPU-second"
-    print(f"{label:<58} {schema_3[1]:>14,.0f}")
-    label = "write: schema 4 / schema 3 (wall, CPU)"
-    ratios = f"{writes['batch_rows_per_s'] / schema_3[0]:.2f}x, "
-    ratios += f"{writes['batch_rows_per_cpu_s'] / schema_3[1]:.2f}x"
+    print(f"{label:<58} {writes['now_rows_per_cpu_s']:>14,.0f}")
+    label = f"write: same batch, schema {PREVIOUS} (every window via minute)"
+    print(f"{label:<58} {writes['previous_rows_per_s']:>14,.0f}")
+    label = f"write: same, schema {PREVIOUS}, per CPU-second"
+    print(f"{label:<58} {writes['previous_rows_per_cpu_s']:>14,.0f}")
+    label = f"write: {now} / schema {PREVIOUS} (wall, CPU)"
+    ratios = f"{writes['now_rows_per_s'] / writes['previous_rows_per_s']:.2f}x, "
+    ratios += f"{writes['now_rows_per_cpu_s'] / writes['previous_rows_per_cpu_s']:.2f}x"
     print(f"{label:<58} {ratios:>14}")
     label = f"write: rows/s, one insert per row ({int(writes['sample'])}-row sample)"
     print(f"{label:<58} {writes['row_by_row_rows_per_s']:>14,.0f}")
