@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -140,7 +141,7 @@ class Decoded:
 class _Chunk:
     """Raw values of one event type, column by column, before typing."""
 
-    columns: dict[str, list[Any]]
+    columns: dict[str, Sequence[Any]]
     payload: Callable[[int], bytes]
     n: int
 
@@ -253,7 +254,7 @@ def _route_row(
         detail = f"type {kind!r} is not one of {', '.join(EventType)}"
         dead.append(_letter(context, Reason.UNKNOWN_TYPE, detail, raw, event.get("deployment")))
         return
-    rows[EventType(kind)].append((event, payload))
+    rows[kind].append((event, payload))  # a StrEnum key: the text finds it
 
 
 def _envelope(
@@ -297,7 +298,7 @@ def _columnar_chunk(
     if not isinstance(columns, dict):
         dead.append(_letter(context, Reason.MALFORMED, "columns must be an object", payload))
         return None
-    flat: dict[str, list[Any]] = {}
+    flat: dict[str, Sequence[Any]] = {}
     for name, values in columns.items():
         if isinstance(values, dict) and name in ("features", "metrics"):
             flat.update({f"{name}.{k}": v for k, v in values.items()})
@@ -336,20 +337,39 @@ def _rows_chunk(
 ) -> _Chunk:
     """Columns from row events: only the fields and monitored features anyone reads."""
     events = [event for event, _ in items]
-    flat = {name: list(map(dict.get, events, repeat(name))) for name in _ROW_FIELDS[kind]}
+    flat: dict[str, Sequence[Any]] = {
+        name: list(map(dict.get, events, repeat(name))) for name in _ROW_FIELDS[kind]
+    }
     if kind is EventType.PREDICTION:
-        for nested, names in (("features", context.feature_names), ("metrics", None)):
+        for nested in ("features", "metrics"):
             maps = [m if isinstance(m, dict) else {} for m in map(dict.get, events, repeat(nested))]
-            if names is None:
-                names = frozenset(k for m in maps for k in m)
-            for name in names:
-                flat[f"{nested}.{name}"] = list(map(dict.get, maps, repeat(name)))
+            names = context.feature_names if nested == "features" else set().union(*maps)
+            flat.update(_transpose(maps, tuple(names), f"{nested}."))
 
     def payload(i: int) -> bytes:
         raw = items[i][1]
         return raw if raw is not None else orjson.dumps(items[i][0])
 
     return _Chunk(flat, payload, len(events))
+
+
+def _transpose(
+    maps: list[dict[str, Any]], names: tuple[str, ...], prefix: str
+) -> dict[str, Sequence[Any]]:
+    """``{prefix + name: [m.get(name) for m in maps]}`` for every name.
+
+    When every map holds every name (events carrying all their features, the usual case)
+    one C-level lookup per event takes them all and ``zip`` turns rows into columns;
+    otherwise each name is looked up on its own, a missing one giving ``None``.
+    """
+    if not names:
+        return {}
+    try:
+        rows = list(map(itemgetter(*names), maps))
+    except KeyError:
+        return {prefix + name: list(map(dict.get, maps, repeat(name))) for name in names}
+    columns = [rows] if len(names) == 1 else list(zip(*rows, strict=True))
+    return {prefix + name: column for name, column in zip(names, columns, strict=True)}
 
 
 class _Rows:
@@ -372,7 +392,7 @@ class _Rows:
         self.ok &= ~bad
 
 
-def _column(chunk: _Chunk, name: str) -> list[Any]:
+def _column(chunk: _Chunk, name: str) -> Sequence[Any]:
     return chunk.columns.get(name) or [None] * chunk.n
 
 
@@ -414,7 +434,8 @@ def _type_chunk(kind: EventType, chunk: _Chunk, context: DecodeContext, out: Dec
 
 
 def _sub(chunk: _Chunk, where: NDArray[np.intp]) -> Callable[[int], bytes]:
-    return lambda i: chunk.payload(int(where[i]))
+    payload = chunk.payload  # not the chunk: its raw columns can go once typed
+    return lambda i: payload(int(where[i]))
 
 
 def _groups(
@@ -502,7 +523,7 @@ def _spread(bad: NDArray[np.bool_], where: NDArray[np.intp], n: int) -> NDArray[
 
 
 def _prediction_column(
-    values: list[Any],
+    values: Sequence[Any],
 ) -> tuple[NDArray[np.float64], NDArray[np.object_], NDArray[np.bool_]]:
     """Split predictions into a score (numbers; top probability) and a class (text; argmax)."""
     kinds = set(map(type, values))

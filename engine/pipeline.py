@@ -81,6 +81,20 @@ class _Deployment:
     requests: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
+def _all_new(ids: list[Any], seen: dict[str, int]) -> bool:
+    r"""Whether every id is a string, none repeats in ``ids`` and none is in ``seen``.
+
+    The common case, answered in a few C-level passes; otherwise :meth:`Pipeline._dedup`
+    looks id by id. Ids holding a NUL go that way too: the batch's repeats are found with
+    numpy text, which drops trailing NULs (``"a"`` and ``"a\0"`` count as one id there).
+    """
+    try:
+        joined = "".join(ids)
+    except TypeError:  # an id that is not text (replayed files may hold nulls)
+        return False
+    return "\0" not in joined and len(set(ids)) == len(ids) and seen.keys().isdisjoint(ids)
+
+
 class Pipeline:
     """Windows, detectors and sinks for one organization's monitors (module docstring)."""
 
@@ -308,7 +322,8 @@ class Pipeline:
         monitor = deployment.monitor
         fresh = self._dedup(deployment, rows)
         duplicates = len(rows) - int(fresh.size)
-        rows = rows.take(fresh)
+        if duplicates:
+            rows = rows.take(fresh)
         if monitor.window.kind == "count":
             self._count_windows(deployment, rows)
             return duplicates, 0, rows.ts_ms
@@ -321,7 +336,7 @@ class Pipeline:
         for start in np.unique(starts[open_]):
             members = np.flatnonzero(((starts == start) & open_).any(axis=1))
             state = self._window(deployment, int(start))
-            state.add(rows.take(members), monitor)
+            state.add(rows if members.size == len(rows) else rows.take(members), monitor)
             self._remember_requests(deployment, rows, members, int(start))
         for start in np.unique(starts[~open_]):
             waiting = deployment.open.get(int(start)) or deployment.awaiting_labels.get(int(start))
@@ -333,13 +348,17 @@ class Pipeline:
         """Rows whose event_id was not seen within the dedup horizon (first one wins)."""
         seen = deployment.seen
         ids = rows.event_id.tolist()
-        unseen = np.fromiter((i not in seen for i in ids), dtype=bool, count=len(ids))
-        _, first = np.unique(rows.event_id.astype(str), return_index=True)
-        keep = np.zeros(len(ids), dtype=bool)
-        keep[first] = True  # the first of repeats inside the batch
-        keep &= unseen
-        fresh = np.flatnonzero(keep)
-        seen.update(zip(rows.event_id[fresh].tolist(), rows.ts_ms[fresh].tolist(), strict=True))
+        if _all_new(ids, seen):
+            fresh = np.arange(len(ids), dtype=np.intp)
+            seen.update(zip(ids, rows.ts_ms.tolist(), strict=True))
+        else:
+            unseen = np.fromiter((i not in seen for i in ids), dtype=bool, count=len(ids))
+            _, first = np.unique(rows.event_id.astype(str), return_index=True)
+            keep = np.zeros(len(ids), dtype=bool)
+            keep[first] = True  # the first of repeats inside the batch
+            keep &= unseen
+            fresh = np.flatnonzero(keep)
+            seen.update(zip(rows.event_id[fresh].tolist(), rows.ts_ms[fresh].tolist(), strict=True))
         if len(seen) > deployment.prune_seen_at:
             newest = max(seen.values())
             deployment.seen = {
