@@ -9,6 +9,8 @@ per-value check, and only to find which rows are wrong.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
+from operator import is_
 from typing import Any
 
 import numpy as np
@@ -45,7 +47,7 @@ def numbers(
 def _is_none(values: Sequence[Any], kinds: set[type]) -> NDArray[np.bool_]:
     if _NONE not in kinds:
         return np.zeros(len(values), dtype=bool)
-    return np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+    return is_none(values)
 
 
 def strings(
@@ -54,9 +56,12 @@ def strings(
     """Non-empty strings (``None`` allowed unless ``required``); anything else is bad."""
     out = np.array(values, dtype=object)
     kinds = set(map(type, values))
+    # "" in values: a C-level scan, cheaper than comparing every value when none is empty
     if kinds <= {str}:
-        bad = out == "" if required else np.zeros(len(values), dtype=bool)
+        bad = out == "" if required and "" in values else np.zeros(len(values), dtype=bool)
         return out, np.asarray(bad, dtype=bool)
+    if not required and kinds <= {str, _NONE} and "" not in values:
+        return out, np.zeros(len(values), dtype=bool)
     bad = np.fromiter(
         (not (isinstance(v, str) and v) and (v is not None or required) for v in values),
         dtype=bool,
@@ -88,6 +93,8 @@ def categories(values: Sequence[Any]) -> tuple[NDArray[np.object_], NDArray[np.b
 def flags(values: Sequence[Any]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     """Booleans (``None`` -> False); anything else is bad."""
     kinds = set(map(type, values))
+    if kinds <= {_NONE}:
+        return np.zeros(len(values), dtype=bool), np.zeros(len(values), bool)
     if kinds <= {bool, _NONE}:
         return np.array([v is True for v in values], dtype=bool), np.zeros(len(values), bool)
     out = np.array([v is True for v in values], dtype=bool)
@@ -127,6 +134,6 @@ def timestamps(values: Sequence[Any]) -> tuple[NDArray[np.int64], NDArray[np.boo
     return out, bad
 
 
-def is_none(values: NDArray[np.object_]) -> NDArray[np.bool_]:
-    """Where an object array holds ``None``."""
-    return np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+def is_none(values: Sequence[Any] | NDArray[np.object_]) -> NDArray[np.bool_]:
+    """Where an object array (or a sequence) holds ``None``."""
+    return np.fromiter(map(is_, values, repeat(None)), dtype=bool, count=len(values))

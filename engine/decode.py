@@ -402,7 +402,10 @@ def _type_chunk(kind: EventType, chunk: _Chunk, context: DecodeContext, out: Dec
     deployment, bad_deployment = col.strings(_column(chunk, "deployment"), required=True)
     rows = _Rows(chunk, context, deployment)
     rows.refuse(bad_deployment, Reason.MISSING_FIELD, "deployment: a non-empty string is required")
-    known = np.array([d in context.schemas for d in deployment], dtype=bool)
+    if context.schemas.keys() >= set(deployment.tolist()):
+        known = np.ones(chunk.n, dtype=bool)
+    else:
+        known = np.array([d in context.schemas for d in deployment], dtype=bool)
     rows.refuse(~known, Reason.UNKNOWN_DEPLOYMENT, "no monitor for this deployment")
     ts, bad_ts = col.timestamps(_column(chunk, "ts"))
     rows.refuse(bad_ts, Reason.BAD_TIMESTAMP, "ts: RFC 3339 text or epoch milliseconds required")
@@ -444,6 +447,11 @@ def _groups(
     accepted = np.flatnonzero(ok)
     if accepted.size == 0:
         return []
+    one = set(deployment[accepted].tolist())
+    if len(one) == 1:  # one deployment: no sort (numpy text would drop trailing NULs)
+        (name,) = one
+        if not name.endswith("\0"):
+            return [(str(name), accepted)]
     names, inverse = np.unique(deployment[accepted].astype(str), return_inverse=True)
     return [(str(name), accepted[inverse == g]) for g, name in enumerate(names)]
 

@@ -81,18 +81,24 @@ class _Deployment:
     requests: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
-def _all_new(ids: list[Any], seen: dict[str, int]) -> bool:
-    r"""Whether every id is a string, none repeats in ``ids`` and none is in ``seen``.
+def _all_new(
+    ids: list[Any], ts_ms: NDArray[np.int64], seen: dict[str, int]
+) -> dict[str, int] | None:
+    r"""``{id: ts}`` of the batch if every id is text, none repeats and none is in ``seen``.
 
-    The common case, answered in a few C-level passes; otherwise :meth:`Pipeline._dedup`
-    looks id by id. Ids holding a NUL go that way too: the batch's repeats are found with
-    numpy text, which drops trailing NULs (``"a"`` and ``"a\0"`` count as one id there).
+    The common case, answered in a few C-level passes; otherwise (``None``)
+    :meth:`Pipeline._dedup` looks id by id. Ids holding a NUL go that way too: the batch's
+    repeats are found with numpy text, which drops trailing NULs (``"a"`` and ``"a\0"``
+    count as one id there).
     """
     try:
         joined = "".join(ids)
     except TypeError:  # an id that is not text (replayed files may hold nulls)
-        return False
-    return "\0" not in joined and len(set(ids)) == len(ids) and seen.keys().isdisjoint(ids)
+        return None
+    if "\0" in joined:
+        return None
+    new = dict(zip(ids, ts_ms.tolist(), strict=True))
+    return new if len(new) == len(ids) and seen.keys().isdisjoint(new) else None
 
 
 class Pipeline:
@@ -348,9 +354,10 @@ class Pipeline:
         """Rows whose event_id was not seen within the dedup horizon (first one wins)."""
         seen = deployment.seen
         ids = rows.event_id.tolist()
-        if _all_new(ids, seen):
+        new = _all_new(ids, rows.ts_ms, seen)
+        if new is not None:
             fresh = np.arange(len(ids), dtype=np.intp)
-            seen.update(zip(ids, rows.ts_ms.tolist(), strict=True))
+            seen.update(new)
         else:
             unseen = np.fromiter((i not in seen for i in ids), dtype=bool, count=len(ids))
             _, first = np.unique(rows.event_id.astype(str), return_index=True)
