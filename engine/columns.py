@@ -32,7 +32,9 @@ def numbers(
     kinds = set(map(type, values))
     if kinds <= {float, int} or (not required and kinds <= {float, int, _NONE}):
         out = np.array(values, dtype=np.float64)
-        bad = ~np.isfinite(out) & ~(np.isnan(out) & _is_none(values, kinds))
+        bad = ~np.isfinite(out)
+        if _NONE in kinds:  # a NaN from None is a missing value, not a bad one
+            bad &= ~(np.isnan(out) & is_none(values))
         return out, bad
     out = np.full(len(values), np.nan)
     bad = np.zeros(len(values), dtype=bool)
@@ -42,12 +44,6 @@ def numbers(
         elif v is not None or required:
             bad[i] = True
     return out, bad
-
-
-def _is_none(values: Sequence[Any], kinds: set[type]) -> NDArray[np.bool_]:
-    if _NONE not in kinds:
-        return np.zeros(len(values), dtype=bool)
-    return is_none(values)
 
 
 def strings(

@@ -154,6 +154,7 @@ _ROW_FIELDS = {
     EventType.RESOURCE: ("deployment", "ts", "cpu", "memory_mb", "gpu", "replicas"),
 }  # fmt: skip
 _RESOURCES = ("cpu", "memory_mb", "gpu", "replicas")
+_ARROW_MAGIC = (b"ARROW1", b"\xff\xff\xff\xff")
 
 
 @contextmanager
@@ -214,7 +215,7 @@ def _split(
     dead: list[DeadLetter],
 ) -> None:
     """Route one message: a single event, a row envelope, a columnar envelope or Arrow IPC."""
-    if payload[:6] == b"ARROW1" or payload[:4] == b"\xff\xff\xff\xff":
+    if payload.startswith(_ARROW_MAGIC):  # file or stream format
         chunk = _arrow_chunk(payload, context, dead)
         if chunk is not None:
             chunks[EventType.PREDICTION].append(chunk)
