@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import TopicPartition
 
 from engine.kafka.app import TopicSpec
 
-__all__ = ["KafkaAdminError", "create_topics", "topic_partitions"]
+__all__ = ["KafkaAdminError", "committed_offsets", "create_topics", "topic_partitions"]
 
 # Kafka protocol error codes (org.apache.kafka.common.protocol.Errors).
 _NONE = 0
@@ -65,3 +66,26 @@ async def topic_partitions(bootstrap: str, name: str, *, timeout_ms: int = 30_00
             raise KafkaAdminError(f"describing topic {name!r} failed: error {code}")
         return len(topic["partitions"])
     return None
+
+
+async def committed_offsets(
+    bootstrap: str,
+    group: str,
+    topic: str,
+    partitions: Sequence[int],
+    *,
+    timeout_ms: int = 30_000,
+) -> dict[int, int]:
+    """The consumer group's committed offsets (next offset to read) of ``partitions``.
+
+    Partitions the group never committed are left out.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+    await admin.start()
+    try:
+        found = await admin.list_consumer_group_offsets(
+            group, partitions=[TopicPartition(topic, p) for p in partitions]
+        )
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in found.items() if meta.offset >= 0}

@@ -27,6 +27,11 @@ waiting 0.1 s for a send, so a table write still queued at that moment could fol
 commit; and ``take_events`` acks its events once the loop body returns. Awaiting the
 changelog record inside the body orders checkpoint before ack before commit.
 
+Before step 1 the batch must follow on from the checkpoint: faust can drop records at the
+end of a rebalance and never deliver them again (:mod:`engine.kafka.positions`), so a batch
+that starts past the checkpoint's next offset is cut at the gap and its partition sought
+back; a watch does the same for a partition consumed past its checkpoint while idle.
+
 A failure anywhere in steps 1-4 stops the process at once (:func:`fail_stop`): unwinding
 would let ``take_events`` ack the batch and a later commit skip events whose effect was
 never stored. A restarted worker resumes from the last checkpoint.
@@ -45,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +61,11 @@ import orjson
 from faust.types import TP, EventT
 
 from engine.deadletter import DeadLetter, DeadLetterSink
-from engine.kafka.admin import create_topics, topic_partitions
+from engine.kafka.admin import committed_offsets, create_topics, topic_partitions
 from engine.kafka.app import TopicSpec, build_app
 from engine.kafka.deadletters import CollectingDeadLetters, dead_letter_headers
 from engine.kafka.partitions import BatchOutcome, Checkpoint, PartitionRunner
+from engine.kafka.positions import GapGuard, behind
 from engine.metrics import EngineMetrics
 from engine.monitor import Monitor
 from engine.pipeline import Pipeline, wall_clock_ms
@@ -85,7 +92,9 @@ class WorkerConfig:
     letter of this worker belongs to it, whatever the events say. ``partitions`` is the
     events topic's partition count (created with it when absent; a mismatch is refused,
     as the snapshot table must have as many partitions). A batch is at most ``batch_size``
-    events or whatever arrived within ``batch_seconds``.
+    events or whatever arrived within ``batch_seconds``. Every ``position_check_seconds``
+    the partitions without a batch for that long are checked for lost records
+    (:meth:`KafkaWorker.realign_idle`).
     """
 
     bootstrap: str
@@ -100,6 +109,7 @@ class WorkerConfig:
     commit_interval_seconds: float = 2.8
     session_timeout_seconds: float = 30.0
     heartbeat_interval_seconds: float = 3.0
+    position_check_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         if not self.organization:
@@ -108,6 +118,8 @@ class WorkerConfig:
             raise WorkerConfigError("the events and dead-letter topics must differ")
         if self.batch_size < 1 or self.batch_seconds <= 0:
             raise WorkerConfigError("batch_size and batch_seconds must be positive")
+        if self.position_check_seconds <= 0:
+            raise WorkerConfigError("position_check_seconds must be positive")
 
 
 def fail_stop(error: BaseException) -> NoReturn:
@@ -141,6 +153,9 @@ class KafkaWorker:
         self._lock = asyncio.Lock()  # one batch or one monitor change at a time
         self._loop: asyncio.AbstractEventLoop | None = None
         self._applying: set[asyncio.Future[None]] = set()
+        self._guard = GapGuard()
+        self._starts: dict[int, int] = {}  # first offset of partitions with no checkpoint
+        self._last_batch: dict[int, float] = {}  # monotonic time of each partition's batch
 
         def new_pipeline() -> Pipeline:
             return Pipeline(
@@ -239,7 +254,7 @@ class KafkaWorker:
                 assigned = self.app.consumer.assignment()
                 for partition in self._runner.partitions():
                     if TP(self.config.topic, partition) not in assigned:
-                        self._runner.forget(partition)
+                        self._forget(partition)
                         continue
                     checkpoint = self._runner.reconfigure(partition, self._monitors)
                     await self._send_dead_letters(self._collected.drain())
@@ -253,6 +268,7 @@ class KafkaWorker:
         await self.ensure_topics()
         await self.app.start()
         self._loop = asyncio.get_running_loop()  # from now on, monitor changes are applied
+        watch = asyncio.ensure_future(self._watch_positions())
         try:
             waiters = {
                 asyncio.ensure_future(stop.wait()),
@@ -262,6 +278,7 @@ class KafkaWorker:
             for task in pending:
                 task.cancel()
         finally:
+            watch.cancel()
             self._loop = None
             await self.app.stop()
         if self.app.crash_reason is not None:
@@ -275,14 +292,18 @@ class KafkaWorker:
                 for partition, records in _by_partition(events):
                     if TP(self.config.topic, partition) not in assigned:
                         # Revoked while buffered: the new owner resumes from the checkpoint.
-                        self._runner.forget(partition)
+                        self._forget(partition)
                         log.info(
                             "partition %d revoked: %d buffered events left",
                             partition,
                             len(records),
                         )
                         continue
-                    outcome = await self._process(partition, records)
+                    self._last_batch[partition] = time.monotonic()
+                    admitted = await self._admit(partition, records)
+                    if not admitted:
+                        continue
+                    outcome = await self._process(partition, admitted)
                     log.info("batch %s", _describe(outcome))
             except BaseException as error:  # fail-stop, see the module docstring
                 self._on_fatal(error)
@@ -298,6 +319,127 @@ class KafkaWorker:
         if outcome.checkpoint is not None:
             await self._store(partition, outcome.checkpoint)
         return outcome
+
+    async def _expected(self, partition: int) -> int:
+        """The next offset the worker must ingest from ``partition``.
+
+        The checkpoint's offset + 1; with no checkpoint, the group's committed offset, else
+        the partition's first offset (what ``auto_offset_reset = earliest`` reads).
+        """
+        stored = self.stored(partition)
+        if stored is not None:
+            return stored.offset + 1
+        start = self._starts.get(partition)
+        if start is None:
+            config = self.config
+            committed = await committed_offsets(
+                config.bootstrap, config.group_id, config.topic, [partition]
+            )
+            start = committed.get(partition)
+            if start is None:
+                start = await self._log_start(partition)
+            self._starts[partition] = start
+        return start
+
+    async def _log_start(self, partition: int) -> int:
+        """The partition's first offset still in the log (retention moves it on)."""
+        tp = TP(self.config.topic, partition)
+        return (await self.app.consumer.earliest_offsets(tp))[tp]
+
+    async def _admit(
+        self, partition: int, records: list[tuple[int, bytes]]
+    ) -> list[tuple[int, bytes]]:
+        """The records of a batch that follow on from the checkpoint (:class:`GapGuard`).
+
+        At a gap the partition is sought back to the first missing offset, unless the
+        log no longer holds it (retention): then the gap is accepted from the log start.
+        """
+        expected = await self._expected(partition)
+        admission = self._guard.admit(partition, records, expected)
+        if admission.rewind_to is not None:
+            start = await self._log_start(partition)
+            if start > admission.rewind_to:
+                log.warning(
+                    "partition %d: offsets %d to %d were deleted before being read "
+                    "(retention); going on from %d",
+                    partition,
+                    admission.rewind_to,
+                    start - 1,
+                    start,
+                )
+                admission = self._guard.admit(partition, records, start)
+        if admission.accepted_gap is not None:
+            missing, present = admission.accepted_gap
+            log.warning(
+                "partition %d: offsets %d to %d do not exist (transaction markers or "
+                "compaction); going on from %d",
+                partition,
+                missing,
+                present - 1,
+                present,
+            )
+        if admission.rewind_to is not None:
+            log.warning(
+                "partition %d: records from offset %d never reached the worker (%d after "
+                "the gap set aside); reading them again",
+                partition,
+                admission.rewind_to,
+                admission.dropped,
+            )
+            await self._seek(partition, admission.rewind_to)
+        return admission.records
+
+    async def _seek(self, partition: int, offset: int) -> None:
+        await self.app.consumer.seek_wait({TP(self.config.topic, partition): offset})
+
+    async def _watch_positions(self) -> None:
+        """Run :meth:`realign_idle` every ``position_check_seconds``, between batches."""
+        period = self.config.position_check_seconds
+        while True:
+            await asyncio.sleep(period)
+            if self.app.rebalancing:
+                continue
+            async with self._lock:
+                try:
+                    await self.realign_idle(period)
+                except Exception:  # a broker hiccup: the next round tries again
+                    log.warning("checking the consumer's positions failed", exc_info=True)
+
+    async def realign_idle(self, idle_seconds: float) -> list[int]:
+        """Seek back every assigned partition that lost records; answers their numbers.
+
+        A partition is checked when no batch of it arrived for ``idle_seconds``: its
+        consumer position past the next offset to ingest means records were consumed and
+        never delivered (:mod:`engine.kafka.positions`).
+        """
+        now = time.monotonic()
+        realigned: list[int] = []
+        for tp in sorted(self.app.consumer.assignment()):
+            if tp.topic != self.config.topic:
+                continue
+            idle = now - self._last_batch.get(tp.partition, 0.0) >= idle_seconds
+            if not idle:
+                continue
+            expected = await self._expected(tp.partition)
+            position = await asyncio.wait_for(self.app.consumer.position(tp), timeout=10)
+            if behind(position, expected, idle=idle):
+                log.warning(
+                    "partition %d: consumed to offset %s but ingested up to %d only; "
+                    "reading from %d again",
+                    tp.partition,
+                    position,
+                    expected - 1,
+                    expected,
+                )
+                await self._seek(tp.partition, expected)
+                realigned.append(tp.partition)
+        return realigned
+
+    def _forget(self, partition: int) -> None:
+        self._runner.forget(partition)
+        self._guard.forget(partition)
+        self._starts.pop(partition, None)
+        self._last_batch.pop(partition, None)
 
     async def _store(self, partition: int, checkpoint: Checkpoint) -> None:
         blob = checkpoint.encode()
