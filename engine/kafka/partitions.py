@@ -45,6 +45,14 @@ class Checkpoint:
         """``DLCK`` + the offset (8 bytes, big-endian) + the snapshot bytes."""
         return _HEADER.pack(_MAGIC, self.offset) + self.snapshot
 
+    @staticmethod
+    def offset_of(blob: bytes) -> int:
+        """The offset of an encoded checkpoint, without copying its snapshot."""
+        if len(blob) < _HEADER.size or blob[:4] != _MAGIC:
+            raise CheckpointError("not a Driftline checkpoint")
+        offset: int = _HEADER.unpack_from(blob)[1]
+        return offset
+
     @classmethod
     def decode(cls, blob: bytes) -> Checkpoint:
         """Inverse of :meth:`encode`."""

@@ -326,9 +326,9 @@ class KafkaWorker:
         The checkpoint's offset + 1; with no checkpoint, the group's committed offset, else
         the partition's first offset (what ``auto_offset_reset = earliest`` reads).
         """
-        stored = self.stored(partition)
-        if stored is not None:
-            return stored.offset + 1
+        blob = self._table.data.get(partition)
+        if blob is not None:
+            return Checkpoint.offset_of(blob) + 1
         start = self._starts.get(partition)
         if start is None:
             config = self.config

@@ -65,8 +65,11 @@ ORGANIZATION = "acme"
 def test_a_checkpoint_round_trips_and_refuses_other_bytes() -> None:
     checkpoint = Checkpoint(offset=41, snapshot=b"state")
     assert Checkpoint.decode(checkpoint.encode()) == checkpoint
+    assert Checkpoint.offset_of(checkpoint.encode()) == 41
     with pytest.raises(CheckpointError):
         Checkpoint.decode(b"nope")
+    with pytest.raises(CheckpointError):
+        Checkpoint.offset_of(b"DLC")
 
 
 def _runner(sink: MemorySink) -> PartitionRunner:
