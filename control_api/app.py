@@ -7,6 +7,7 @@ without one (outside development) refuses to start.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -173,7 +174,12 @@ def create_app(settings: Settings) -> FastAPI:
             ctx.delivery.start()
         if ctx.monitor_watch is not None:
             ctx.monitor_watch.start()
+        # what exists now (modules, routes, schemas, pools) lives as long as the process: out
+        # of the collector's sight, a full collection under load walks only what requests
+        # made (about 10 % less CPU per request, benchmarks/api.py); back in at shutdown
+        gc.freeze()
         yield
+        gc.unfreeze()
         if ctx.monitor_watch is not None:
             ctx.monitor_watch.stop()
         if ctx.delivery is not None:

@@ -1,3 +1,4 @@
+import gc
 import json
 import logging
 
@@ -46,6 +47,14 @@ def test_rs256_needs_a_key_pair_and_works(tmp_path):
     codec = app.state.ctx.codec
     token, _ = codec.issue(sub="u", org="o", role="viewer", typ="access", ttl_seconds=60)
     assert codec.decode(token, typ="access").sub == "u"
+
+
+def test_the_objects_made_at_startup_are_frozen_out_of_the_collector_while_serving(tmp_path):
+    assert gc.get_freeze_count() == 0
+    with TestClient(create_app(make_settings(tmp_path))) as client:
+        assert gc.get_freeze_count() > 10_000  # the modules, routes and schemas at least
+        assert client.get("/healthz").status_code == 200
+    assert gc.get_freeze_count() == 0  # back in the collector's sight after shutdown
 
 
 def test_problem_json_everywhere(client):
