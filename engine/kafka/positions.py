@@ -19,8 +19,9 @@ of each partition), so it guards against this with two checks:
   exist: transaction markers, compaction; retention is told apart by the worker from the
   log start offset) and is accepted with a warning.
 * :func:`behind` (a periodic watch in the worker): a partition whose consumer position is
-  past the checkpoint while no batch of it arrived for a while had its records dropped
-  with nothing after them to reveal a gap; the worker seeks it back.
+  past the checkpoint while no batch of it arrived for a while, found so twice in a row
+  with nothing changed, had its records dropped with nothing after them to reveal a gap;
+  the worker seeks it back.
 
 Seeking back is always safe: records at or below the checkpoint are skipped
 (:class:`~engine.kafka.partitions.PartitionRunner`), so a needless seek costs a re-read.

@@ -155,7 +155,8 @@ class KafkaWorker:
         self._applying: set[asyncio.Future[None]] = set()
         self._guard = GapGuard()
         self._starts: dict[int, int] = {}  # first offset of partitions with no checkpoint
-        self._last_batch: dict[int, float] = {}  # monotonic time of each partition's batch
+        self._last_batch: dict[int, float] = {}  # when each partition's last batch ended
+        self._suspects: dict[int, tuple[int, int]] = {}  # (position, expected) seen idle
 
         def new_pipeline() -> Pipeline:
             return Pipeline(
@@ -299,12 +300,11 @@ class KafkaWorker:
                             len(records),
                         )
                         continue
-                    self._last_batch[partition] = time.monotonic()
                     admitted = await self._admit(partition, records)
-                    if not admitted:
-                        continue
-                    outcome = await self._process(partition, admitted)
-                    log.info("batch %s", _describe(outcome))
+                    if admitted:
+                        outcome = await self._process(partition, admitted)
+                        log.info("batch %s", _describe(outcome))
+                    self._last_batch[partition] = time.monotonic()
             except BaseException as error:  # fail-stop, see the module docstring
                 self._on_fatal(error)
 
@@ -408,12 +408,14 @@ class KafkaWorker:
     async def realign_idle(self, idle_seconds: float) -> list[int]:
         """Seek back every assigned partition that lost records; answers their numbers.
 
-        A partition is checked when no batch of it arrived for ``idle_seconds``: its
-        consumer position past the next offset to ingest means records were consumed and
-        never delivered (:mod:`engine.kafka.positions`).
+        A partition is suspect when no batch of it finished for ``idle_seconds`` and its
+        consumer position is past the next offset to ingest; it is sought back when it is
+        found so again, unchanged, at the next call: records consumed and never delivered
+        (:mod:`engine.kafka.positions`), not records queued behind a slow batch.
         """
         now = time.monotonic()
         realigned: list[int] = []
+        suspects: dict[int, tuple[int, int]] = {}
         for tp in sorted(self.app.consumer.assignment()):
             if tp.topic != self.config.topic:
                 continue
@@ -422,17 +424,22 @@ class KafkaWorker:
                 continue
             expected = await self._expected(tp.partition)
             position = await asyncio.wait_for(self.app.consumer.position(tp), timeout=10)
-            if behind(position, expected, idle=idle):
-                log.warning(
-                    "partition %d: consumed to offset %s but ingested up to %d only; "
-                    "reading from %d again",
-                    tp.partition,
-                    position,
-                    expected - 1,
-                    expected,
-                )
-                await self._seek(tp.partition, expected)
-                realigned.append(tp.partition)
+            if position is None or not behind(position, expected, idle=idle):
+                continue
+            if self._suspects.get(tp.partition) != (position, expected):
+                suspects[tp.partition] = (position, expected)
+                continue
+            log.warning(
+                "partition %d: consumed to offset %d but ingested up to %d only; "
+                "reading from %d again",
+                tp.partition,
+                position,
+                expected - 1,
+                expected,
+            )
+            await self._seek(tp.partition, expected)
+            realigned.append(tp.partition)
+        self._suspects = suspects
         return realigned
 
     def _forget(self, partition: int) -> None:
@@ -440,6 +447,7 @@ class KafkaWorker:
         self._guard.forget(partition)
         self._starts.pop(partition, None)
         self._last_batch.pop(partition, None)
+        self._suspects.pop(partition, None)
 
     async def _store(self, partition: int, checkpoint: Checkpoint) -> None:
         blob = checkpoint.encode()
