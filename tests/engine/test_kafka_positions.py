@@ -163,7 +163,10 @@ async def _with_worker(
     stop = asyncio.Event()
     running = asyncio.ensure_future(worker.run(stop))
     try:
-        await _until(lambda: _assigned(worker), 90, "no assignment")
+        await _until(lambda: running.done() or _assigned(worker), 90, "no assignment")
+        if running.done():
+            running.result()  # the worker's error
+            raise AssertionError("the worker stopped before it got its partition")
         await body(worker)
     finally:
         stop.set()
@@ -176,13 +179,17 @@ async def _drop_in_flight(
     """Produce ``batch`` while the worker is held, then clear faust's buffers.
 
     As faust's recovery does: the consumer's position is past the records, they are gone
-    from the buffers. Answers the last offset produced.
+    from the buffers (cleared twice, a second apart, so that the rest of a fetch being
+    handed over meanwhile goes too). The batch the agent holds (at most ``batch_size``
+    records) survives. Answers the last offset produced.
     """
     async with worker._lock:  # handle() waits: the records stay in faust's buffers
         placed = await produce(bootstrap, topic, batch)
         last = placed[-1][1]
         tp = next(iter(t for t in worker.app.consumer.assignment() if t.topic == topic))
         await _until_async(lambda: worker.app.consumer.position(tp), last + 1, 30)
+        worker.app.flow_control.clear()
+        await asyncio.sleep(1.0)
         worker.app.flow_control.clear()
     return last
 
