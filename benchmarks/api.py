@@ -10,7 +10,8 @@ cost is a measured ratio. The server is uvicorn with ``--workers`` processes (wh
 ``driftline api --workers N`` runs) and the default database pool; wrk with 2 threads and
 64 connections shares the same 2 cores, so both sides compete for CPU, as on a small box.
 Each figure is the median of ``--repeats`` runs; the load average is printed, since other
-work on the machine moves the figures.
+work on the machine moves the figures. So is the server's CPU time per request (user + system
+of the uvicorn processes, from ``/proc``, over each run), which other work moves far less.
 
 Needs ``source .ci/services.sh`` (PostgreSQL and Redis URLs) and ``wrk`` (Debian package).
 
@@ -60,6 +61,8 @@ from storage.tenancy import scope_to  # noqa: E402
 SECRET = "bench-" + "s" * 42
 PASSWORD = "a long enough password"
 VARIANTS = {"app_with_auth": "auth + rate limit", "app_without_auth": "no auth, no rate limit"}
+# requests/s, p50 ms, p99 ms, server CPU ms per request
+Figures = tuple[float, float, float, float]
 
 
 def app_without_auth() -> FastAPI:
@@ -135,7 +138,9 @@ def _database(postgres_url: str) -> Iterator[str]:
 
 
 @contextmanager
-def _serving(factory: str, env: dict[str, str], port: int, workers: int) -> Iterator[None]:
+def _serving(
+    factory: str, env: dict[str, str], port: int, workers: int
+) -> Iterator[subprocess.Popen[bytes]]:
     """uvicorn with ``workers`` processes on ``port``; its log (JSON lines) in the data dir."""
     log_path = Path(env["DRIFTLINE_DATA_DIR"]) / f"{factory}-{workers}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +158,7 @@ def _serving(factory: str, env: dict[str, str], port: int, workers: int) -> Iter
                 raise SystemExit(f"{factory} did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.3)
         time.sleep(workers - 1)  # the first worker answers; give the others their start
-        yield
+        yield process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -170,8 +175,37 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def _wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float, float, float]:
-    """Requests/s, p50 ms and p99 ms from wrk --latency."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its descendants (Linux ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+            times[int(entry.name)] = int(fields[11]) + int(fields[12])
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0)
+        todo.extend(children.get(current, []))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(
+    process: subprocess.Popen[bytes], url: str, token: str, seconds: int, connections: int
+) -> tuple[float, float, float, float]:
+    """wrk's requests/s, p50 ms and p99 ms, and the server's CPU ms per request."""
+    before = _cpu_seconds(process.pid)
+    rate, p50, p99, count = _wrk(url, token, seconds, connections)
+    return rate, p50, p99, (_cpu_seconds(process.pid) - before) * 1000 / count
+
+
+def _wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float, float, float, int]:
+    """Requests/s, p50 ms, p99 ms and the number of requests from wrk --latency."""
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
          "-H", f"Authorization: Bearer {token}", url],
@@ -180,8 +214,9 @@ def _wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float, f
     if re.search(r"Non-2xx or 3xx responses: (\d+)", out) or "Socket errors" in out:
         raise SystemExit(f"wrk saw errors:\n{out}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     percentiles = dict(re.findall(r"^\s+(\d+)%\s+([\d.]+\w+)", out, flags=re.MULTILINE))
-    return rate, _ms(percentiles["50"]), _ms(percentiles["99"])
+    return rate, _ms(percentiles["50"]), _ms(percentiles["99"]), count
 
 
 def _ms(text: str) -> float:
@@ -189,10 +224,10 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def _median(runs: list[tuple[float, float, float]]) -> tuple[float, float, float]:
-    """The median of each figure (req/s, p50, p99) over the runs, taken separately."""
-    rate, p50, p99 = (statistics.median(column) for column in zip(*runs, strict=True))
-    return rate, p50, p99
+def _median(runs: list[Figures]) -> Figures:
+    """The median of each figure (req/s, p50, p99, CPU ms) over the runs, taken separately."""
+    rate, p50, p99, cpu = (statistics.median(column) for column in zip(*runs, strict=True))
+    return rate, p50, p99, cpu
 
 
 def _populate(base: str) -> tuple[str, str, dict[str, str]]:
@@ -232,7 +267,7 @@ def main() -> None:
         raise SystemExit("wrk is missing: apt-get install wrk")
     data_dir = Path(f"/tmp/driftline-bench-{uuid.uuid4().hex[:6]}")
     port = _free_port()
-    results: dict[tuple[int, str, str], tuple[float, float, float]] = {}
+    results: dict[tuple[int, str, str], Figures] = {}
     load_before = os.getloadavg()[0]
     with _database(postgres) as database_url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")} | {
@@ -253,11 +288,11 @@ def main() -> None:
         try:
             for workers in args.workers:
                 for factory, variant in VARIANTS.items():
-                    with _serving(factory, env, port, workers):
+                    with _serving(factory, env, port, workers) as process:
                         for name, url in routes.items():
                             _wrk(url, token, 2, args.connections)  # warm the pools and caches
                             runs = [
-                                _wrk(url, token, args.seconds, args.connections)
+                                _measure(process, url, token, args.seconds, args.connections)
                                 for _ in range(args.repeats)
                             ]
                             results[workers, name, variant] = _median(runs)
@@ -267,7 +302,7 @@ def main() -> None:
 
 
 def _print(
-    results: dict[tuple[int, str, str], tuple[float, float, float]],
+    results: dict[tuple[int, str, str], Figures],
     args: argparse.Namespace,
     routes: dict[str, str],
     load_before: float,
@@ -278,16 +313,25 @@ def _print(
         f"2 cores, median of {args.repeats} runs (target: >= 1,500 req/s, p99 <= 50 ms); "
         f"1-minute load average {load_before:.1f} before, {load_after:.1f} after"
     )
-    print(f"{'workers':>7}  {'route':<26} {'variant':<26} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"{'workers':>7}  {'route':<26} {'variant':<26} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'CPU ms/req':>10}"
+    )
     for workers in args.workers:
         for name in routes:
             shipped, bare = (results[workers, name, variant] for variant in VARIANTS.values())
-            for variant, (rate, p50, p99) in zip(VARIANTS.values(), (shipped, bare), strict=True):
+            for variant, (rate, p50, p99, cpu) in zip(
+                VARIANTS.values(), (shipped, bare), strict=True
+            ):
                 print(
                     f"{workers:>7}  {name:<26} {variant:<26} {rate:>8,.0f} {p50:>8.1f} {p99:>8.1f}"
+                    f" {cpu:>10.3f}"
                 )
-            ratio = bare[0] / shipped[0]
-            print(f"{'':>7}  {'':<26} {'overhead (bare / shipped)':<26} {ratio:>7.2f}x")
+            ratio, cpu_ratio = bare[0] / shipped[0], shipped[3] / bare[3]
+            print(
+                f"{'':>7}  {'':<26} {'overhead (bare / shipped)':<26} {ratio:>7.2f}x"
+                f" {'':>17} {cpu_ratio:>9.2f}x"
+            )
 
 
 if __name__ == "__main__":
