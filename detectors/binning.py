@@ -298,7 +298,8 @@ class _Grid:
         Values are finite or NaN (infinities are refused before binning); bins of missing
         values are meaningless here (the caller marks them ``-1``).
         """
-        position = (columns - self.lo) * self.scale
+        with np.errstate(over="ignore"):  # a huge value's position is +-inf: clipped below
+            position = (columns - self.lo) * self.scale
         np.fmax(position, 0.0, out=position)  # fmax/fmin: the clip, with NaN sent to cell 0
         np.fmin(position, self.top, out=position)
         cell = position.astype(np.intp)

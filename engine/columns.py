@@ -98,15 +98,22 @@ def flags(values: Sequence[Any]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     return out, bad
 
 
+# Epoch milliseconds past this (about 146 million years) are no time: refused, not cast.
+_MAX_EPOCH_MS = 2.0**62
+
+
 def timestamps(values: Sequence[Any]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
-    """Event times in milliseconds since the epoch, from RFC 3339 text or epoch-ms numbers."""
+    """Event times in milliseconds since the epoch, from RFC 3339 text or epoch-ms numbers.
+
+    Numbers that are not finite or beyond +-2**62 ms are bad (``bad`` is True there).
+    """
     n = len(values)
     out = np.zeros(n, dtype=np.int64)
     bad = np.zeros(n, dtype=bool)
     kinds = set(map(type, values))
     if kinds <= {int, float}:
         as_float = np.array(values, dtype=np.float64)
-        bad = ~np.isfinite(as_float)
+        bad = ~(np.abs(as_float) < _MAX_EPOCH_MS)  # NaN and infinities too
         out[~bad] = as_float[~bad].astype(np.int64)
         return out, bad
     is_text = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=n)
@@ -116,7 +123,7 @@ def timestamps(values: Sequence[Any]) -> tuple[NDArray[np.int64], NDArray[np.boo
     bad = ~(is_text | is_number)
     if is_number.any():
         numbers_ = np.array([values[int(i)] for i in np.flatnonzero(is_number)], dtype=np.float64)
-        finite = np.isfinite(numbers_)
+        finite = np.abs(numbers_) < _MAX_EPOCH_MS
         out[np.flatnonzero(is_number)[finite]] = numbers_[finite].astype(np.int64)
         bad[np.flatnonzero(is_number)[~finite]] = True
     if is_text.any():

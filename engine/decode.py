@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import repeat
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -250,12 +250,12 @@ def _route_row(
         dead.append(_letter(context, Reason.MALFORMED, "an event is a JSON object", raw))
         return
     kind = event.get("type", EventType.PREDICTION)
-    if kind not in _ROW_FIELDS:
+    if not isinstance(kind, str) or kind not in _ROW_FIELDS:
         raw = payload if payload is not None else orjson.dumps(event)
         detail = f"type {kind!r} is not one of {', '.join(EventType)}"
         dead.append(_letter(context, Reason.UNKNOWN_TYPE, detail, raw, event.get("deployment")))
         return
-    rows[kind].append((event, payload))  # a StrEnum key: the text finds it
+    rows[cast("EventType", kind)].append((event, payload))  # a StrEnum key: the text finds it
 
 
 def _envelope(
@@ -285,7 +285,7 @@ def _envelope(
     chunk = _columnar_chunk(message, payload, context, dead)
     if chunk is not None:
         kind = message.get("type", EventType.PREDICTION)
-        if kind not in _ROW_FIELDS:
+        if not isinstance(kind, str) or kind not in _ROW_FIELDS:
             detail = f"type {kind!r} is not one of {', '.join(EventType)}"
             dead.append(_letter(context, Reason.UNKNOWN_TYPE, detail, payload))
             return

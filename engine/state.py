@@ -105,8 +105,9 @@ class WindowState:
         if latency.size:
             self.latency = self.latency.update(latency)
         values = rows.prediction_value[~np.isnan(rows.prediction_value)]
-        self.prediction_sum += float(values.sum())
-        self.prediction_squares += float((values * values).sum())
+        with np.errstate(over="ignore"):  # |x| > 1e154: the spread is infinite, honestly
+            self.prediction_sum += float(values.sum())
+            self.prediction_squares += float((values * values).sum())
         self.prediction_n += int(values.size)
         classes = rows.prediction_class[~is_none(rows.prediction_class)]
         self.classes.update(classes.tolist())
