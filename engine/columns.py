@@ -53,9 +53,8 @@ def strings(
     out = np.array(values, dtype=object)
     kinds = set(map(type, values))
     # "" in values: a C-level scan, cheaper than comparing every value when none is empty
-    if kinds <= {str}:
-        bad = out == "" if required and "" in values else np.zeros(len(values), dtype=bool)
-        return out, np.asarray(bad, dtype=bool)
+    if kinds <= {str} and "" not in values:
+        return out, np.zeros(len(values), dtype=bool)
     if not required and kinds <= {str, _NONE} and "" not in values:
         return out, np.zeros(len(values), dtype=bool)
     bad = np.fromiter(

@@ -236,11 +236,8 @@ json_value = st.one_of(
 
 
 def strings_per_value(values: list[Any], required: bool) -> tuple[list[Any], list[bool]]:
-    """The rule, value by value: all text passes whole (an optional all-text column keeps its
-    empty strings, as before the fast paths); otherwise only non-empty text, or None if
-    optional."""
-    if all(isinstance(v, str) for v in values):
-        return values, [required and v == "" for v in values]
+    """The rule, value by value: non-empty text, or None if optional; anything else is bad
+    (an empty string too, whether or not the column also holds None)."""
     bad = [not (isinstance(v, str) and v) and (v is not None or required) for v in values]
     return [None if b else v for v, b in zip(values, bad, strict=True)], bad
 
