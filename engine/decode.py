@@ -449,11 +449,11 @@ def _groups(
     if accepted.size == 0:
         return []
     one = set(deployment[accepted].tolist())
-    if len(one) == 1:  # one deployment: no sort (numpy text would drop trailing NULs)
+    if len(one) == 1:  # one deployment: no sort
         (name,) = one
-        if not name.endswith("\0"):
-            return [(str(name), accepted)]
-    names, inverse = np.unique(deployment[accepted].astype(str), return_inverse=True)
+        return [(str(name), accepted)]
+    # on the object array: numpy text ("U") would drop trailing NULs and merge deployments
+    names, inverse = np.unique(deployment[accepted], return_inverse=True)
     return [(str(name), accepted[inverse == g]) for g, name in enumerate(names)]
 
 

@@ -360,7 +360,8 @@ class Pipeline:
             seen.update(new)
         else:
             unseen = np.fromiter((i not in seen for i in ids), dtype=bool, count=len(ids))
-            _, first = np.unique(rows.event_id.astype(str), return_index=True)
+            # on the object array: numpy text ("U") would drop trailing NULs and merge ids
+            _, first = np.unique(rows.event_id, return_index=True)
             keep = np.zeros(len(ids), dtype=bool)
             keep[first] = True  # the first of repeats inside the batch
             keep &= unseen

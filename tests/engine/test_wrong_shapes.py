@@ -148,3 +148,23 @@ def test_a_type_that_is_not_text_is_an_unknown_type(value: Any) -> None:
     )
     pipeline.ingest([dumps({**good(1), "type": value})])
     assert [d.reason for d in dead.letters] == ["unknown_type"]
+
+
+def test_ids_and_deployments_that_differ_by_a_trailing_nul_stay_apart() -> None:
+    """numpy text arrays drop trailing NULs: "e1" and "e1\\0" are two events, "d\\0" is not "d"."""
+    batch = [
+        {**good(0), "event_id": "e1"},
+        {**good(1), "event_id": "e1\0"},
+        {**good(2), "event_id": "e1"},  # a true repeat
+        {**good(3), "event_id": "e9", "deployment": "d\0"},  # no such deployment
+    ]
+    for form in (
+        [dumps(e) for e in batch],
+        [dumps({"schema_version": 1, "events": batch})],
+    ):
+        dead = MemoryDeadLetters()
+        report = Pipeline(
+            organization="o", monitors=[monitor()], sink=MemorySink(), dead_letters=dead
+        ).ingest(form)
+        assert (report.accepted, report.duplicates) == (2, 1)
+        assert [d.reason for d in dead.letters] == ["unknown_deployment"]
