@@ -52,6 +52,7 @@ import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
+from benchmarks.scratch import migrated_postgres  # noqa: E402
 from engine.alerts.delivery import Deliverer, RetryPolicy  # noqa: E402
 from engine.alerts.evaluator import AlertEvaluator  # noqa: E402
 from engine.alerts.history import MemoryHistory  # noqa: E402
@@ -161,18 +162,8 @@ def database(url: str | None) -> Iterator[str]:
         db_migrations.upgrade(fresh)
         yield fresh
         return
-    admin = create_db_engine(url)
-    name = f"alerts_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    fresh = normalize_url(url).set(database=name).render_as_string(hide_password=False)
-    try:
-        db_migrations.upgrade(fresh)
+    with migrated_postgres(url, "alerts_bench") as fresh:
         yield fresh
-    finally:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def organization(sessions: sessionmaker[Session], deployment: str, url: str) -> str:

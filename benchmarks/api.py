@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -48,14 +47,13 @@ from fastapi.routing import APIRoute  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 from starlette.routing import BaseRoute  # noqa: E402
 
+from benchmarks.scratch import migrated_postgres  # noqa: E402
 from control_api.app import create_app  # noqa: E402
 from control_api.context import ApiContext  # noqa: E402
 from control_api.deps import Principal, get_principal  # noqa: E402
 from control_api.observability import configure_logging  # noqa: E402
 from control_api.rbac import ROLE_PERMISSIONS, Role  # noqa: E402
 from driftline.settings import load_settings  # noqa: E402
-from storage import db_migrations  # noqa: E402
-from storage.db import create_db_engine, normalize_url  # noqa: E402
 from storage.tenancy import scope_to  # noqa: E402
 
 SECRET = "bench-" + "s" * 42
@@ -118,23 +116,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _database(postgres_url: str) -> Iterator[str]:
-    """A fresh migrated database, dropped afterwards."""
-    admin = create_db_engine(postgres_url)
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = normalize_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-        db_migrations.upgrade(url)
-        yield url
-    finally:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
@@ -269,7 +250,7 @@ def main() -> None:
     port = _free_port()
     results: dict[tuple[int, str, str], Figures] = {}
     load_before = os.getloadavg()[0]
-    with _database(postgres) as database_url:
+    with migrated_postgres(postgres, "bench") as database_url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")} | {
             "DRIFTLINE_DATABASE_URL": database_url,
             "DRIFTLINE_REDIS_URL": redis_url,
