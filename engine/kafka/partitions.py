@@ -56,10 +56,7 @@ class Checkpoint:
     @classmethod
     def decode(cls, blob: bytes) -> Checkpoint:
         """Inverse of :meth:`encode`."""
-        if len(blob) < _HEADER.size or blob[:4] != _MAGIC:
-            raise CheckpointError("not a Driftline checkpoint")
-        _, offset = _HEADER.unpack_from(blob)
-        return cls(offset=offset, snapshot=blob[_HEADER.size :])
+        return cls(offset=cls.offset_of(blob), snapshot=blob[_HEADER.size :])
 
 
 @dataclass(frozen=True)
