@@ -52,10 +52,9 @@ def strings(
     """Non-empty strings (``None`` allowed unless ``required``); anything else is bad."""
     out = np.array(values, dtype=object)
     kinds = set(map(type, values))
+    allowed = {str} if required else {str, _NONE}
     # "" in values: a C-level scan, cheaper than comparing every value when none is empty
-    if kinds <= {str} and "" not in values:
-        return out, np.zeros(len(values), dtype=bool)
-    if not required and kinds <= {str, _NONE} and "" not in values:
+    if kinds <= allowed and "" not in values:
         return out, np.zeros(len(values), dtype=bool)
     bad = np.fromiter(
         (not (isinstance(v, str) and v) and (v is not None or required) for v in values),
