@@ -15,8 +15,17 @@ T = TypeVar("T")
 
 
 def _utc(moment: datetime) -> datetime:
-    """Read naive timestamps (SQLite keeps no zone) as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """Read naive timestamps (SQLite keeps no zone) as UTC.
+
+    A time whose UTC form is outside years 1-9999 (``0001-01-01T00:00+01:00``) is refused
+    as invalid (422), not left to overflow (500).
+    """
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("the time is outside the years 1-9999 in UTC") from error
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]

@@ -436,7 +436,10 @@ def create_silence(
     matchers = list(body.matchers)
     if body.rollout_of is not None:
         matchers = _rollout_matchers(session, org_id, body.rollout_of) + matchers
-    ends = body.ends_at or starts + ROLLOUT_SILENCE_SPAN
+    try:
+        ends = body.ends_at or starts + ROLLOUT_SILENCE_SPAN
+    except OverflowError as error:
+        raise InvalidInput("starts_at leaves no room for the default span.") from error
     if ends <= starts:
         raise InvalidInput("ends_at must be in the future.")
     silence = AlertSilence(
