@@ -133,8 +133,10 @@ class DeliveryLoop:
             return sum(drain(client) for drain in self.drains)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval_seconds):
-            with httpx.Client(timeout=self.timeout_seconds) as client:
+        # one client for the loop's life: building one (its TLS context) every pass cost
+        # about 1 % of an idle API process's CPU
+        with httpx.Client(timeout=self.timeout_seconds) as client:
+            while not self._stop.wait(self.interval_seconds):
                 for drain in self.drains:
                     try:
                         drain(client)
