@@ -66,8 +66,8 @@ def _object_labels(
     if text:
         if not all(isinstance(v, str) for v in present):
             raise DetectorInputError("labels must be strings for a text vocabulary", column=column)
-        out = np.where(missing, "", array).astype(str)
-        return out, missing
+        # kept as objects: a numpy text array would drop trailing NULs ("a\0" -> "a")
+        return np.where(missing, "", array), missing
     if not all(isinstance(v, int | float | np.integer | np.floating) for v in present):
         raise DetectorInputError("labels must be numbers for an integer vocabulary", column=column)
     out = np.where(missing, np.nan, array).astype(np.float64)
@@ -173,6 +173,15 @@ class ConfusionCounts:
         k = len(self.classes)
         text = isinstance(self.classes[0], str)
         values, missing = _labels(labels, text=text, column=column)
+        if text:  # exact string equality, through the distinct labels only
+            index = {label: j for j, label in enumerate(self.classes)}
+            distinct, inverse = np.unique(values, return_inverse=True)
+            codes = np.fromiter(
+                (index.get(label, k) for label in distinct.tolist()),
+                dtype=np.intp,
+                count=distinct.shape[0],
+            )
+            return np.where(missing, k, codes[inverse.reshape(-1)])
         vocab = np.asarray(self.classes)
         order = np.argsort(vocab, kind="stable")
         ordered = vocab[order]

@@ -129,16 +129,14 @@ class WindowState:
         """Count (label, prediction) pairs whose label is known into the performance state."""
         if isinstance(self.performance, ConfusionCounts):
             truth = label_text(labels)
-            predicted = np.where(
-                is_none(prediction_class),
-                label_text(prediction_value.astype(object)),
-                prediction_class,
+            predicted = label_text(
+                np.where(
+                    is_none(prediction_class), prediction_value.astype(object), prediction_class
+                )
             )
             known = ~is_none(truth) & ~is_none(predicted)
             if known.any():
-                self.performance = self.performance.update(
-                    truth[known].astype(str), predicted[known].astype(str)
-                )
+                self.performance = self.performance.update(truth[known], predicted[known])
         elif isinstance(self.performance, RegressionAccumulator):
             target = label_numbers(labels)
             known = ~np.isnan(target) & ~np.isnan(prediction_value)

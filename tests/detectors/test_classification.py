@@ -67,6 +67,18 @@ def test_string_labels():
     _assert_matches_sklearn(counts, y_true, y_pred, classes)
 
 
+def test_text_labels_are_compared_exactly():
+    # numpy text arrays drop trailing NULs: "a\0" must neither be "a" nor match it
+    counts = ConfusionCounts.empty(["a", "a\0", "b"]).update(
+        np.array(["a", "a\0", "a\0", "b ", "b"], dtype=object),
+        np.array(["a", "a", "a\0", "b", "b"], dtype=object),
+    )
+    expected = np.zeros((4, 4), dtype=np.int64)
+    expected[0, 0] = expected[1, 0] = expected[1, 1] = expected[2, 2] = expected[3, 2] = 1
+    np.testing.assert_array_equal(counts.matrix, expected)
+    assert counts.unknown_true == 1  # "b " is outside the vocabulary
+
+
 def test_labels_outside_the_vocabulary_are_counted_per_side():
     rng = np.random.default_rng(5)
     classes = [0, 1, 2]

@@ -204,6 +204,19 @@ def test_inline_labels_give_performance_at_close_for_regression():
     assert metrics["rmse"] == pytest.approx(np.sqrt(0.5))
 
 
+def test_class_labels_that_differ_by_a_trailing_nul_are_different_classes():
+    m = monitor(
+        performance={"task": "classification", "classes": ["a", "a\0"], "label_horizon": "2m"},
+        min_samples=1,
+    )
+    p, _ = pipeline(m)
+    pairs = [("a", "a"), ("a\0", "a"), ("a\0", "a\0"), ("a", "a\0")]
+    p.ingest([event(i, T0 + i, prediction=pr, label=lab) for i, (pr, lab) in enumerate(pairs)])
+    [result] = [r for r in p.flush() if r.performance]
+    metrics = {name: value for name, value, _ in result.performance}
+    assert metrics["accuracy"] == pytest.approx(0.5)
+
+
 def test_resource_events_become_window_means():
     p, _ = pipeline(monitor(min_samples=1))
     resources = [
