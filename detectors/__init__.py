@@ -14,6 +14,7 @@ functions over a :class:`WindowSketch` of a :class:`ReferenceProfile`; by name:
 """
 
 from detectors.binning import Binning, quantile_binning
+from detectors.categorical import CategoryCodes
 from detectors.changepoint import CusumResult, PageHinkleyResult, cusum, page_hinkley
 from detectors.chi2 import chi2
 from detectors.classification import (
@@ -48,6 +49,7 @@ __all__ = [
     "PROFILE_VERSION",
     "STATISTICS",
     "Binning",
+    "CategoryCodes",
     "ClassificationMetrics",
     "ConfusionCounts",
     "CusumResult",

@@ -8,6 +8,7 @@ still line up. ``None``, ``NaN`` and polars nulls are missing: dropped and count
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -118,3 +119,36 @@ def stack_padded(rows: Sequence[NDArray[np.int64]]) -> IntMatrix:
     for j, row in enumerate(rows):
         out[j, : row.size] = row
     return out
+
+
+@dataclass(frozen=True)
+class CategoryCodes:
+    """A categorical column as integer codes into its distinct categories (Arrow's dictionary form).
+
+    Row ``i`` holds ``categories[codes[i]]``, or is missing when ``codes[i] == -1``. Counting
+    it is one ``bincount`` over the codes, with no per-row text. ``categories`` may repeat a
+    text (Arrow does not forbid it): :meth:`counts` adds the codes of one text together.
+    Indexing with an integer array or a boolean mask selects rows, as on a numpy array.
+    """
+
+    codes: NDArray[np.int64]
+    categories: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.codes.size)
+
+    def __getitem__(self, rows: NDArray[np.intp] | NDArray[np.bool_]) -> CategoryCodes:
+        return CategoryCodes(self.codes[rows], self.categories)
+
+    def tolist(self) -> list[str | None]:
+        """The rows' categories as text (``None`` where missing)."""
+        return [None if c < 0 else self.categories[c] for c in self.codes.tolist()]
+
+    def counts(self) -> tuple[dict[str, int], int]:
+        """Count per category present, and the number of missing rows."""
+        counted = np.bincount(self.codes + 1, minlength=len(self.categories) + 1).tolist()
+        out: dict[str, int] = {}
+        for category, count in zip(self.categories, counted[1:], strict=True):
+            if count:
+                out[category] = out.get(category, 0) + count
+        return out, counted[0]

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from detectors._columns import FloatMatrix, as_vector
 from detectors.binning import IntMatrix, bin_counts
-from detectors.categorical import as_category_columns, value_counts
+from detectors.categorical import CategoryCodes, as_category_columns, value_counts
 from detectors.errors import DetectorInputError
 from detectors.profile import ReferenceProfile, numeric_frame_matrix
 
@@ -37,9 +37,12 @@ def _category_counts(values: Any, name: str) -> tuple[dict[str, int], int]:
     """Count per category of one column, and its missing values.
 
     Text and ``None`` only (what the engine decodes) are counted as they are, in one C-level
-    pass; any other column goes through :func:`as_category_columns` for its coercions
-    (numbers and booleans as text, NaN missing).
+    pass; :class:`CategoryCodes` (decoded from Arrow dictionaries) by one ``bincount`` of
+    their codes; any other column goes through :func:`as_category_columns` for its
+    coercions (numbers and booleans as text, NaN missing).
     """
+    if isinstance(values, CategoryCodes):
+        return values.counts()
     listed = np.asarray(values, dtype=object).tolist()
     if set(map(type, listed)) <= {str, type(None)}:
         counts: dict[str | None, int] = Counter(listed)

@@ -3,7 +3,9 @@
 Each converter takes a list of Python values (one per event) and returns the typed numpy
 array plus a boolean mask of rows whose value is unusable. The common case (every value
 already of the right type) costs one C-level pass; only mixed columns fall back to a
-per-value check, and only to find which rows are wrong.
+per-value check, and only to find which rows are wrong. A column may also be an Arrow
+array (from an Arrow IPC payload): :mod:`engine.arrow_columns` types it without Python
+objects when its Arrow type allows, else its values are taken as Python objects.
 """
 
 from __future__ import annotations
@@ -11,24 +13,50 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import repeat
 from operator import is_
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from numpy.typing import NDArray
+
+from detectors import CategoryCodes
+from engine import arrow_columns
 
 _NUMBER = (int, float)
 _NONE = type(None)
 
+Column: TypeAlias = Sequence[Any] | pa.Array
+"""One value per event: decoded JSON values, or an Arrow array."""
 
-def numbers(
-    values: Sequence[Any], *, required: bool
-) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+
+def objects(values: Column) -> NDArray[np.object_]:
+    """The values as an object array of Python values (Arrow nulls as ``None``)."""
+    if isinstance(values, pa.Array):
+        if pa.types.is_null(values.type):
+            return np.full(len(values), None, dtype=object)
+        values = values.to_pylist()
+    return np.array(values, dtype=object)
+
+
+def subset(values: Column, rows: NDArray[np.intp]) -> Column:
+    """The values of ``rows`` only."""
+    if isinstance(values, pa.Array):
+        return values.take(rows)
+    return [values[i] for i in rows]
+
+
+def numbers(values: Column, *, required: bool) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Floats from JSON numbers (``None`` -> NaN unless ``required``); anything else is bad.
 
     Booleans, strings (even ``"1.5"``) and non-finite values are bad: a number must be sent
     as a number.
     """
+    if isinstance(values, pa.Array):
+        typed = arrow_columns.numbers(values, required=required)
+        if typed is not None:
+            return typed
+        values = values.to_pylist()
     kinds = set(map(type, values))
     if kinds <= {float, int} or (not required and kinds <= {float, int, _NONE}):
         out = np.array(values, dtype=np.float64)
@@ -47,9 +75,17 @@ def numbers(
 
 
 def strings(
-    values: Sequence[Any], *, required: bool
+    values: Column, *, required: bool, repeated: bool = False
 ) -> tuple[NDArray[np.object_], NDArray[np.bool_]]:
-    """Non-empty strings (``None`` allowed unless ``required``); anything else is bad."""
+    """Non-empty strings (``None`` allowed unless ``required``); anything else is bad.
+
+    ``repeated``: few distinct values (see :func:`engine.arrow_columns.strings`).
+    """
+    if isinstance(values, pa.Array):
+        text = arrow_columns.strings(values, required=required, repeated=repeated)
+        if text is not None:
+            return text
+        values = values.to_pylist()
     out = np.array(values, dtype=object)
     kinds = set(map(type, values))
     allowed = {str} if required else {str, _NONE}
@@ -65,8 +101,18 @@ def strings(
     return out, bad
 
 
-def categories(values: Sequence[Any]) -> tuple[NDArray[np.object_], NDArray[np.bool_]]:
-    """Category text from strings, numbers or booleans (``None`` missing); lists/objects bad."""
+def categories(
+    values: Column,
+) -> tuple[NDArray[np.object_] | CategoryCodes, NDArray[np.bool_]]:
+    """Category text from strings, numbers or booleans (``None`` missing); lists/objects bad.
+
+    Arrow text columns come back as :class:`detectors.CategoryCodes`.
+    """
+    if isinstance(values, pa.Array):
+        coded = arrow_columns.categories(values)
+        if coded is not None:
+            return coded
+        values = values.to_pylist()
     kinds = set(map(type, values))
     if kinds <= {str, _NONE}:
         return np.array(values, dtype=object), np.zeros(len(values), dtype=bool)
@@ -84,8 +130,13 @@ def categories(values: Sequence[Any]) -> tuple[NDArray[np.object_], NDArray[np.b
     return out, bad
 
 
-def flags(values: Sequence[Any]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+def flags(values: Column) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     """Booleans (``None`` -> False); anything else is bad."""
+    if isinstance(values, pa.Array):
+        typed = arrow_columns.flags(values)
+        if typed is not None:
+            return typed
+        values = values.to_pylist()
     kinds = set(map(type, values))
     if kinds <= {_NONE}:
         return np.zeros(len(values), dtype=bool), np.zeros(len(values), bool)
@@ -96,15 +147,19 @@ def flags(values: Sequence[Any]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     return out, bad
 
 
-# Epoch milliseconds past this (about 146 million years) are no time: refused, not cast.
-_MAX_EPOCH_MS = 2.0**62
+_MAX_EPOCH_MS = float(arrow_columns.MAX_EPOCH_MS)
 
 
-def timestamps(values: Sequence[Any]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+def timestamps(values: Column) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
     """Event times in milliseconds since the epoch, from RFC 3339 text or epoch-ms numbers.
 
     Numbers that are not finite or beyond +-2**62 ms are bad (``bad`` is True there).
     """
+    if isinstance(values, pa.Array):
+        typed = arrow_columns.timestamps(values)
+        if typed is not None:
+            return typed
+        values = values.to_pylist()
     n = len(values)
     out = np.zeros(n, dtype=np.int64)
     bad = np.zeros(n, dtype=bool)

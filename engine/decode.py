@@ -24,6 +24,8 @@ import orjson
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from detectors import CategoryCodes
+from engine import arrow_columns
 from engine import columns as col
 from engine.deadletter import DeadLetter
 from engine.events import MAX_EVENT_BYTES, SCHEMA_VERSION, EventType, Reason
@@ -65,7 +67,7 @@ class PredictionColumns:
     event_id: NDArray[np.object_]
     ts_ms: NDArray[np.int64]
     numeric: dict[str, NDArray[np.float64]]
-    categorical: dict[str, NDArray[np.object_]]
+    categorical: dict[str, NDArray[np.object_] | CategoryCodes]
     prediction_value: NDArray[np.float64]
     prediction_class: NDArray[np.object_]
     label: NDArray[np.object_]
@@ -141,7 +143,7 @@ class Decoded:
 class _Chunk:
     """Raw values of one event type, column by column, before typing."""
 
-    columns: dict[str, Sequence[Any]]
+    columns: dict[str, col.Column]
     payload: Callable[[int], bytes]
     n: int
 
@@ -299,7 +301,7 @@ def _columnar_chunk(
     if not isinstance(columns, dict):
         dead.append(_letter(context, Reason.MALFORMED, "columns must be an object", payload))
         return None
-    flat: dict[str, Sequence[Any]] = {}
+    flat: dict[str, col.Column] = {}
     for name, values in columns.items():
         if isinstance(values, dict) and name in ("features", "metrics"):
             flat.update({f"{name}.{k}": v for k, v in values.items()})
@@ -329,8 +331,19 @@ def _arrow_chunk(payload: bytes, context: DecodeContext, dead: list[DeadLetter])
     except (pa.ArrowInvalid, OSError) as error:
         dead.append(_letter(context, Reason.MALFORMED, f"unreadable Arrow IPC: {error}", payload))
         return None
-    flat = {name: table.column(name).to_pylist() for name in table.column_names}
-    return _Chunk(flat, lambda i: orjson.dumps({k: v[i] for k, v in flat.items()}), table.num_rows)
+    if any(c.num_chunks > 1 for c in table.columns):  # several record batches: one array each
+        table = table.unify_dictionaries()
+    flat: dict[str, col.Column] = {
+        # combine_chunks copies even a single chunk: take that one as it is, in place
+        name: column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        for name, column in zip(table.column_names, table.columns, strict=True)
+    }
+
+    def payload_of(i: int) -> bytes:
+        event = {k: cast("pa.Array", v)[i].as_py() for k, v in flat.items()}
+        return orjson.dumps(event, default=str)  # decimals, bytes: as text
+
+    return _Chunk(flat, payload_of, table.num_rows)
 
 
 def _rows_chunk(
@@ -338,7 +351,7 @@ def _rows_chunk(
 ) -> _Chunk:
     """Columns from row events: only the fields and monitored features anyone reads."""
     events = [event for event, _ in items]
-    flat: dict[str, Sequence[Any]] = {
+    flat: dict[str, col.Column] = {
         name: list(map(dict.get, events, repeat(name))) for name in _ROW_FIELDS[kind]
     }
     if kind is EventType.PREDICTION:
@@ -393,14 +406,18 @@ class _Rows:
         self.ok &= ~bad
 
 
-def _column(chunk: _Chunk, name: str) -> Sequence[Any]:
-    return chunk.columns.get(name) or [None] * chunk.n
+def _column(chunk: _Chunk, name: str) -> col.Column:
+    """The chunk's column ``name``; an absent one is all nulls (an Arrow null array: free)."""
+    values = chunk.columns.get(name)
+    return pa.nulls(chunk.n) if values is None or len(values) == 0 else values
 
 
 def _type_chunk(kind: EventType, chunk: _Chunk, context: DecodeContext, out: Decoded) -> None:
     if chunk.n == 0:
         return
-    deployment, bad_deployment = col.strings(_column(chunk, "deployment"), required=True)
+    deployment, bad_deployment = col.strings(
+        _column(chunk, "deployment"), required=True, repeated=True
+    )
     rows = _Rows(chunk, context, deployment)
     rows.refuse(bad_deployment, Reason.MISSING_FIELD, "deployment: a non-empty string is required")
     if context.schemas.keys() >= set(deployment.tolist()):
@@ -417,7 +434,7 @@ def _type_chunk(kind: EventType, chunk: _Chunk, context: DecodeContext, out: Dec
     elif kind is EventType.LABEL:
         request_id, bad = col.strings(_column(chunk, "request_id"), required=True)
         rows.refuse(bad, Reason.MISSING_FIELD, "request_id: a non-empty string is required")
-        label = np.array(_column(chunk, "label"), dtype=object)
+        label = col.objects(_column(chunk, "label"))
         rows.refuse(col.is_none(label), Reason.MISSING_FIELD, "label is required")
         for name, where in _groups(deployment, rows.ok):
             out.labels.append(
@@ -470,7 +487,7 @@ def _predictions(
     rows.refuse(bad, Reason.WRONG_TYPE, "error: expected true or false")
     value, klass, bad = _prediction_column(_column(chunk, "prediction"))
     rows.refuse(bad, Reason.WRONG_TYPE, "prediction: a number, a class or class probabilities")
-    label = np.array(_column(chunk, "label"), dtype=object)
+    label = col.objects(_column(chunk, "label"))
     metric_names = sorted(k[8:] for k in chunk.columns if k.startswith("metrics."))
     metrics = {}
     for name in metric_names:
@@ -481,11 +498,11 @@ def _predictions(
     for name, where in groups:
         schema = rows.context.schemas[name]
         numeric: dict[str, NDArray[np.float64]] = {}
-        categorical: dict[str, NDArray[np.object_]] = {}
+        categorical: dict[str, NDArray[np.object_] | CategoryCodes] = {}
         whole = where.size == chunk.n
         for feature in schema.numeric:
             values = _column(chunk, f"features.{feature}")
-            subset = values if whole else [values[i] for i in where]
+            subset = values if whole else col.subset(values, where)
             numeric[feature], bad = col.numbers(subset, required=False)
             rows.refuse(
                 _spread(bad, where, chunk.n),
@@ -495,7 +512,7 @@ def _predictions(
         for feature in schema.categorical:
             values = _column(chunk, f"features.{feature}")
             categorical[feature], bad = col.categories(
-                values if whole else [values[i] for i in where]
+                values if whole else col.subset(values, where)
             )
             rows.refuse(
                 _spread(bad, where, chunk.n),
@@ -506,20 +523,25 @@ def _predictions(
     for name, where, numeric, categorical in typed:
         keep = rows.ok[where]
         rows_kept = where[keep]
+        # every row kept: views, not copies (an Arrow payload's columns stay in its buffer)
+        pick: slice | NDArray[np.intp] = slice(None) if rows_kept.size == chunk.n else rows_kept
+        if not keep.all():
+            numeric = {k: v[keep] for k, v in numeric.items()}
+            categorical = {k: v[keep] for k, v in categorical.items()}
         out.predictions.append(
             PredictionColumns(
                 deployment=name,
-                event_id=event_id[rows_kept],
-                ts_ms=ts[rows_kept],
-                numeric={k: v[keep] for k, v in numeric.items()},
-                categorical={k: v[keep] for k, v in categorical.items()},
-                prediction_value=value[rows_kept],
-                prediction_class=klass[rows_kept],
-                label=label[rows_kept],
-                latency_ms=latency[rows_kept],
-                request_id=request_id[rows_kept],
-                error=error[rows_kept],
-                metrics={k: v[rows_kept] for k, v in metrics.items()},
+                event_id=event_id[pick],
+                ts_ms=ts[pick],
+                numeric=numeric,
+                categorical=categorical,
+                prediction_value=value[pick],
+                prediction_class=klass[pick],
+                label=label[pick],
+                latency_ms=latency[pick],
+                request_id=request_id[pick],
+                error=error[pick],
+                metrics={k: v[pick] for k, v in metrics.items()},
                 payload=_sub(chunk, rows_kept),
             )
         )
@@ -532,9 +554,15 @@ def _spread(bad: NDArray[np.bool_], where: NDArray[np.intp], n: int) -> NDArray[
 
 
 def _prediction_column(
-    values: Sequence[Any],
+    values: col.Column,
 ) -> tuple[NDArray[np.float64], NDArray[np.object_], NDArray[np.bool_]]:
     """Split predictions into a score (numbers; top probability) and a class (text; argmax)."""
+    if isinstance(values, pa.Array):
+        n = len(values)
+        if pa.types.is_null(values.type) or arrow_columns.is_number(values.type):
+            score = arrow_columns.floats(values)
+            return score, np.full(n, None, dtype=object), np.zeros(n, bool)
+        values = values.to_pylist()
     kinds = set(map(type, values))
     n = len(values)
     if kinds <= {float, int, type(None)}:
