@@ -6,7 +6,14 @@ they close, one batch per table):
 
 * row JSON, one event per message (what single-event producers send);
 * row envelopes of 1,000 events (``{"events": [...]}``);
-* columnar envelopes of 10,000 events (``{"columns": {...}}``).
+* columnar envelopes of 10,000 events (``{"columns": {...}}``);
+* Arrow IPC streams of 10,000 and of 100,000 events (features flattened as ``features.<name>``,
+  the categorical features and the deployment dictionary-encoded; built once with pyarrow,
+  outside the timing).
+
+Each form is also run with a sink that keeps nothing ("engine without the store"): the
+decode, dedup, windows, sketches and window close alone, so that the chDB writes' share is
+the difference of the two figures.
 
 Beside them: polars ``read_ndjson`` on the same row JSON (a decode-only ceiling: no
 validation, no windows), and River's ADWIN updated per event and per feature as the peer
@@ -32,12 +39,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import polars as pl
+import pyarrow as pa
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -46,7 +55,8 @@ from detectors import ReferenceProfile, WindowSketch  # noqa: E402
 from engine.deadletter import MemoryDeadLetters  # noqa: E402
 from engine.monitor import Monitor  # noqa: E402
 from engine.pipeline import Pipeline  # noqa: E402
-from engine.sinks import MetricsStoreSink  # noqa: E402
+from engine.results import WindowResult  # noqa: E402
+from engine.sinks import MetricsStoreSink, ResultSink  # noqa: E402
 from storage.clickhouse.client import connect  # noqa: E402
 from storage.clickhouse.migrations import MigrationParams, migrate  # noqa: E402
 
@@ -88,6 +98,34 @@ def columnar(events: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"schema_version": 1, "columns": columns})
 
 
+def arrow_stream(events: list[dict[str, Any]]) -> bytes:
+    """The events as one Arrow IPC stream (the columnar envelope's columns, flattened)."""
+    columns: dict[str, Any] = {
+        "event_id": pa.array([e["event_id"] for e in events]),
+        "ts": pa.array([e["ts"] for e in events], pa.int64()),
+        "deployment": pa.array([e["deployment"] for e in events]).dictionary_encode(),
+        "prediction": pa.array([e["prediction"] for e in events], pa.float64()),
+        "latency_ms": pa.array([e["latency_ms"] for e in events], pa.float64()),
+    }
+    for name in NUMERIC:
+        columns[f"features.{name}"] = pa.array([e["features"][name] for e in events], pa.float64())
+    for name in CATEGORICAL:
+        values = pa.array([e["features"][name] for e in events])
+        columns[f"features.{name}"] = values.dictionary_encode()
+    table = pa.table(columns)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+class DiscardSink:
+    """Keeps nothing: what the engine costs without the metrics store."""
+
+    def write(self, results: Sequence[WindowResult] | WindowResult) -> None:
+        """Drop the results."""
+
+
 def monitor(seed: int = 1) -> Monitor:
     rng = np.random.default_rng(seed)
     reference = {n: rng.normal(size=20_000) for n in NUMERIC} | {
@@ -105,20 +143,25 @@ def run_pipeline(batches: list[list[bytes]], folder: Path, repeat_id: int) -> tu
     """Wall and CPU seconds to push every batch through a fresh pipeline into chDB."""
     with connect(f"chdb://{folder}?database=bench{repeat_id}") as client:
         migrate(client, MigrationParams(ttl_days=7300))
-        pipeline = Pipeline(
-            organization="bench",
-            monitors=[monitor()],
-            sink=MetricsStoreSink(client, "bench"),
-            dead_letters=MemoryDeadLetters(),
-            clock=lambda: T0 + 10**10,
-        )
-        gc.collect()
-        wall, cpu = time.perf_counter(), time.process_time()
-        for batch in batches:
-            pipeline.ingest(batch)
-        pipeline.flush()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        assert pipeline.pending == 0
+        return timed_pipeline(batches, MetricsStoreSink(client, "bench"))
+
+
+def timed_pipeline(batches: list[list[bytes]], sink: ResultSink) -> tuple[float, float]:
+    """Wall and CPU seconds to push every batch through a fresh pipeline writing to ``sink``."""
+    pipeline = Pipeline(
+        organization="bench",
+        monitors=[monitor()],
+        sink=sink,
+        dead_letters=MemoryDeadLetters(),
+        clock=lambda: T0 + 10**10,
+    )
+    gc.collect()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for batch in batches:
+        pipeline.ingest(batch)
+    pipeline.flush()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert pipeline.pending == 0
     return wall, cpu
 
 
@@ -184,6 +227,12 @@ def main() -> None:
         "columnar envelopes of 10,000 events": [
             [columnar(events[i : i + 10_000])] for i in range(0, len(events), 10_000)
         ],
+        "Arrow IPC streams of 10,000 events": [
+            [arrow_stream(events[i : i + 10_000])] for i in range(0, len(events), 10_000)
+        ],
+        "Arrow IPC streams of 100,000 events": [
+            [arrow_stream(events[i : i + 100_000])] for i in range(0, len(events), 100_000)
+        ],
     }
     ndjson = b"\n".join(rows)
     decode_runs = []
@@ -193,15 +242,20 @@ def main() -> None:
         decode_runs.append((time.perf_counter() - wall, time.process_time() - cpu))
     print(f"engine benchmark: {args.events:,} events, 20 numeric + 2 categorical features, "
           f"5-minute windows (~3,000 events each), medians of {args.repeat}")  # fmt: skip
-    print(f"{'path':<62} {'wall s':>8} {'cpu s':>8} {'events/cpu-s':>14}")
+    print(f"{'':<62} {'end to end, into chDB':>32}   {'engine without the store':>24}")
+    print(f"{'path':<62} {'wall s':>8} {'cpu s':>8} {'events/cpu-s':>14}   "
+          f"{'cpu s':>8} {'events/cpu-s':>14}")  # fmt: skip
     wall, cpu = median_runs(decode_runs)
     print(f"{'polars read_ndjson, decode only (ceiling)':<62} {wall:>8.3f} {cpu:>8.3f} "
           f"{args.events / cpu:>14,.0f}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for k, (name, batches) in enumerate(forms.items()):
             runs = [run_pipeline(batches, Path(tmp), k * 10 + r) for r in range(args.repeat)]
+            bare = [timed_pipeline(batches, DiscardSink()) for _ in range(args.repeat)]
             wall, cpu = median_runs(runs)
-            print(f"{name:<62} {wall:>8.3f} {cpu:>8.3f} {args.events / cpu:>14,.0f}")
+            _, bare_cpu = median_runs(bare)
+            print(f"{name:<62} {wall:>8.3f} {cpu:>8.3f} {args.events / cpu:>14,.0f}   "
+                  f"{bare_cpu:>8.3f} {args.events / bare_cpu:>14,.0f}")  # fmt: skip
     river = peer_river(events, args.repeat)
     if river is not None:
         print(f"{'peer: River ADWIN per event x 20 features':<62} {'':>8} {'':>8} {river:>14,.0f}")
