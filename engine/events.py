@@ -33,8 +33,28 @@ Wire forms, detected from the payload:
 * a batch envelope, columnar: ``{"schema_version": 1, "type": "prediction", "columns":
   {"event_id": [...], "ts": [...], "deployment": [...], "features": {"income": [...]},
   "prediction": [...], ...}}`` (every column the same length);
-* Arrow IPC (stream or file format) with the columnar envelope's columns, features flattened
-  as ``features.<name>`` and custom metrics as ``metrics.<name>``.
+* Arrow IPC (stream or file format) of prediction events: the columnar envelope's columns,
+  features flattened as ``features.<name>`` and custom metrics as ``metrics.<name>``
+  (``event_id``, ``ts``, ``deployment``, ``prediction``, ``latency_ms``, ``error``,
+  ``request_id``, ``label``, ``features.income``, ...). The high-rate form: it is read
+  without a Python object per value when the columns have these Arrow types (any other
+  type is read value by value, by the JSON rules):
+
+  - numbers (features, ``latency_ms``, ``prediction`` scores, metrics): any integer or
+    floating type; a ``float64`` column without nulls is read in place. Null is a missing
+    value; NaN and infinities are refused (``wrong_type``), as in JSON, where they cannot
+    be written;
+  - ``ts``: ``int64`` epoch milliseconds, or an Arrow ``timestamp`` of any unit (a
+    timestamp without a zone is taken as UTC; finer units are truncated to the
+    millisecond);
+  - text (``event_id``, ``deployment``, ``request_id``) and categorical features:
+    ``string``, or ``dictionary<string>`` — the better form for repeated text (the
+    deployment, categories): categories are counted by their dictionary codes;
+  - ``error``: ``bool``. A column that is absent, or of Arrow's ``null`` type, is all
+    missing.
+
+  Columns the deployment's monitor does not watch are ignored. A refused row is
+  dead-lettered with its values as a JSON object (``{"event_id": ..., "features.x": ...}``).
 """
 
 from __future__ import annotations
