@@ -41,7 +41,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from fastapi import FastAPI  # noqa: E402
+from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.dependencies.models import Dependant  # noqa: E402
 from fastapi.routing import APIRoute  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
@@ -49,7 +49,6 @@ from starlette.routing import BaseRoute  # noqa: E402
 
 from benchmarks.scratch import migrated_postgres  # noqa: E402
 from control_api.app import create_app  # noqa: E402
-from control_api.context import ApiContext  # noqa: E402
 from control_api.deps import Principal, get_principal  # noqa: E402
 from control_api.observability import configure_logging  # noqa: E402
 from control_api.rbac import ROLE_PERMISSIONS, Role  # noqa: E402
@@ -74,7 +73,7 @@ def app_without_auth() -> FastAPI:
     app = create_app(load_settings())
     org_id = os.environ["BENCH_ORG_ID"]
 
-    def fixed(ctx: ApiContext, session: Session, token: str | None) -> Principal:
+    async def fixed(request: Request, session: Session, token: str | None) -> Principal:
         scope_to(session, org_id)
         return Principal(
             kind="user",

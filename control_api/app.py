@@ -30,6 +30,8 @@ from control_api.deployment_webhooks.router import router as deployment_webhooks
 from control_api.deployments.router import router as deployments_router
 from control_api.errors import Problem, install_error_handlers
 from control_api.experiments.router import routers as experiments_routers
+from control_api.fastpath import FastReads
+from control_api.generations import Generations, session_info
 from control_api.health import router as health_router
 from control_api.ingest.router import router as ingest_router
 from control_api.metrics_api.router import fleet_router
@@ -113,6 +115,12 @@ def _build_context(settings: Settings) -> ApiContext:
     ctx.metrics_probe = _metrics_probe(settings, ctx)
     cache_metrics = CacheMetrics(ctx.metrics.registry)
     ctx.cache = build_cache(settings, cache_metrics)
+    if redis_client is not None:
+        # the API's sessions move generations on after their commits (control_api.generations)
+        ctx.generations = Generations(
+            redis_client, prefix=settings.redis_key_prefix, metrics=cache_metrics
+        )
+        ctx.sessions.configure(info=session_info(ctx.generations))
     ctx.closers.append(ctx.cache.close)
     ctx.monitor_changes = MonitorChanges.from_settings(settings, cache_metrics)
     ctx.closers.append(ctx.monitor_changes.close)
@@ -174,12 +182,17 @@ def create_app(settings: Settings) -> FastAPI:
             ctx.delivery.start()
         if ctx.monitor_watch is not None:
             ctx.monitor_watch.start()
+        if ctx.generations is not None:  # the loop's Redis client, made on the serving loop
+            ctx.fast = FastReads.connect(settings, ctx.generations)
         # what exists now (modules, routes, schemas, pools) lives as long as the process: out
         # of the collector's sight, a full collection under load walks only what requests
         # made (about 10 % less CPU per request, benchmarks/api.py); back in at shutdown
         gc.freeze()
         yield
         gc.unfreeze()
+        if ctx.fast is not None:
+            await ctx.fast.aclose()
+            ctx.fast = None
         if ctx.monitor_watch is not None:
             ctx.monitor_watch.stop()
         if ctx.delivery is not None:

@@ -53,6 +53,7 @@ __all__ = [
     "RedisCache",
     "build_cache",
     "cache_key",
+    "entry_json",
 ]
 
 T = TypeVar("T")
@@ -91,6 +92,18 @@ end
 redis.call('SET', KEYS[1], '!' .. ARGV[1], 'PX', ARGV[2])
 return 1
 """
+
+
+def entry_json(entry: bytes) -> tuple[int, bytes] | None:
+    """The version and JSON of a stored entry, or ``None`` for a tombstone.
+
+    >>> entry_json(b'3|{"id":"p"}'), entry_json(b"!4")
+    ((3, b'{"id":"p"}'), None)
+    """
+    if entry.startswith(b"!"):
+        return None
+    version, _, body = entry.partition(b"|")
+    return int(version), body
 
 
 def cache_key(prefix: str, organization: str, kind: str, key: str) -> str | None:
@@ -139,6 +152,15 @@ class CacheMetrics:
 class Cache(Protocol):
     """Get-or-load by organization, and invalidation after a committed write."""
 
+    def key(self, organization: str, kind: str, key: str) -> str | None:
+        """The Redis key of an entry, or ``None`` when there is none (no Redis, id not plain)."""
+        ...
+
+    @property
+    def pending(self) -> bool:
+        """Whether failed invalidations wait for replay (Redis may hold stale entries)."""
+        ...
+
     def get_or_load(
         self,
         organization: str,
@@ -164,6 +186,15 @@ class Cache(Protocol):
 
 class NoCache:
     """No cache: every read loads (the embedded default, without Redis)."""
+
+    def key(self, organization: str, kind: str, key: str) -> str | None:
+        """No key: nothing is stored."""
+        return None
+
+    @property
+    def pending(self) -> bool:
+        """Nothing to replay."""
+        return False
 
     def get_or_load(
         self,
@@ -213,6 +244,11 @@ class RedisCache:
         """The Redis key of ``key`` of ``organization`` (:func:`cache_key`)."""
         return cache_key(self._prefix, organization, kind, key)
 
+    @property
+    def pending(self) -> bool:
+        """Whether failed invalidations wait for replay (by the next :meth:`get_or_load`)."""
+        return bool(self._pending)
+
     def get_or_load(
         self,
         organization: str,
@@ -222,7 +258,11 @@ class RedisCache:
         *,
         min_version: int = 0,
     ) -> T:
-        """The cached value, or ``load()`` (then cached unless a newer write is known)."""
+        """The cached value, or ``load()`` (then cached unless a newer write is known).
+
+        The event loop reads the same entries with :meth:`control_api.fastpath.FastReads.get`
+        and :func:`entry_json`.
+        """
         name = self.key(organization, cached.kind, key)
         if name is None or not self._available():
             self._metrics.lookups.labels(cached.kind, "bypass").inc()

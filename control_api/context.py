@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from control_api.auth.passwords import PasswordHasher
 from control_api.auth.tokens import TokenCodec
 from control_api.cache import Cache, NoCache
+from control_api.fastpath import FastReads
+from control_api.generations import Generations
 from control_api.monitors.changes import MonitorChanges, MonitorWatch
 from control_api.observability import ApiMetrics
 from control_api.ratelimit import RateLimiter
@@ -51,6 +53,9 @@ class ApiContext:
     engine_hub: EngineHub | None = None
     delivery: DeliveryLoop | None = None
     cache: Cache = field(default_factory=NoCache)
+    # with Redis: generations moved on by commits; the event loop's reads (set in the lifespan)
+    generations: Generations | None = None
+    fast: FastReads | None = None
     monitor_changes: MonitorChanges = field(default_factory=MonitorChanges)
     monitor_watch: MonitorWatch | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)

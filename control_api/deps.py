@@ -4,6 +4,16 @@
 binds the request's database session to the caller's organization (so every query below is
 tenant-scoped, see :mod:`storage.tenancy`) and applies the per-caller rate limit.
 ``require(permission)`` is the only place a permission is checked.
+
+A member's caller comes from Redis when it can (:mod:`control_api.fastpath`, kind ``auth``):
+one round trip on the event loop answers whether the login session was live and the member's
+role under the organization's current ``auth`` generation, and takes the rate-limit token. A
+miss reads the database (on a worker thread) and stores the answer; any committed write to
+the organization's memberships or login sessions (a revoked session, a removed member, a
+changed role) moves the generation on (:mod:`control_api.generations`), so the next request
+reads the database again: no staleness while Redis takes the bump, at most
+``DRIFTLINE_CACHE_TTL_SECONDS`` when a bump is lost with its process. The session's own expiry
+is checked at every request.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from time import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -22,6 +33,9 @@ from starlette.concurrency import run_in_threadpool
 from control_api.auth.tokens import TokenClaims, TokenError
 from control_api.context import ApiContext
 from control_api.errors import AuthenticationFailed, PermissionDenied, RateLimited
+from control_api.fastpath import Bucket, FastReads
+from control_api.generations import AUTH
+from control_api.ratelimit import Decision
 from control_api.rbac import API_KEY_SCOPES, ROLE_PERMISSIONS, Permission, Role, Scope
 from storage.models import ApiKey, AuthSession, Membership
 from storage.tenancy import scope_to
@@ -61,14 +75,19 @@ async def get_session(ctx: ContextDep) -> AsyncIterator[Session]:
 
     The request first waits its turn at the session gate (:mod:`control_api.session_gate`)
     on the event loop. Opening a session touches no connection, so it is done there too;
-    closing it gives the connection back (a rollback on the wire), on a worker thread.
+    closing one that holds a connection gives it back (a rollback on the wire), on a worker
+    thread; closing one that never began a transaction (a request Redis answered) is done
+    on the loop.
     """
     async with ctx.session_gate.limiter():
         session = ctx.sessions()
         try:
             yield session
         finally:
-            await run_in_threadpool(session.close)
+            if session.in_transaction():
+                await run_in_threadpool(session.close)
+            else:
+                session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -96,9 +115,12 @@ def client_ip(request: Request) -> str:
 
 def _rate_limit(ctx: ApiContext, key: str) -> None:
     settings = ctx.settings
-    decision = ctx.limiter.hit(
-        key, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+    _check(
+        ctx.limiter.hit(key, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     )
+
+
+def _check(decision: Decision) -> None:
     if not decision.allowed:
         raise RateLimited(decision.retry_after)
 
@@ -125,21 +147,28 @@ _MEMBER_QUERY = (
 )
 
 
-def _member(session: Session, claims: TokenClaims) -> Principal:
-    """The member named by ``claims``; 401 unless its session is live and it is still a member.
+def _member_entry(session: Session, claims: TokenClaims) -> bytes:
+    """``<role>|<session expiry, epoch seconds>|<user>`` of the member named by ``claims``.
 
-    Checked against the database on every request, so a revoked session or a removed member
-    is refused at once (no cache to wait out).
+    401 unless its login session is unrevoked and it is still a member (the expiry is
+    checked by :func:`_member`, at every request).
     """
-    now = datetime.now(UTC)
     row = (
         session.connection()
         .execute(_MEMBER_QUERY, {"org": claims.org, "sub": claims.sub, "sid": claims.sid})
         .first()
     )
-    if row is None or _aware(row.expires_at) <= now:
+    if row is None:
         raise AuthenticationFailed("The token was revoked or its user removed.")
-    role = Role.parse(row.role)
+    return f"{row.role}|{_aware(row.expires_at).timestamp()}|{claims.sub}".encode()
+
+
+def _member(claims: TokenClaims, entry: bytes) -> Principal:
+    """The member of ``claims`` with the role of ``entry``; 401 once its session expired."""
+    role_label, expires, user = entry.decode().split("|")
+    if user != claims.sub or float(expires) <= time():
+        raise AuthenticationFailed("The token was revoked or its user removed.")
+    role = Role.parse(role_label)
     return Principal(
         kind="user",
         id=claims.sub,
@@ -148,6 +177,26 @@ def _member(session: Session, claims: TokenClaims) -> Principal:
         permissions=ROLE_PERMISSIONS[role],
         session_id=claims.sid,
     )
+
+
+async def _member_from_redis(
+    ctx: ApiContext, fast: FastReads, session: Session, claims: TokenClaims
+) -> Principal:
+    """The member through Redis (module docstring), with the rate-limit token taken there."""
+    settings = ctx.settings
+    bucket = Bucket(
+        f"rl:user:{claims.sub}", settings.rate_limit_per_second, settings.rate_limit_burst
+    )
+    key = claims.sid or ""  # a token without a session: not plain, so never cached
+    lookup = await fast.read(claims.org, AUTH, key, bucket=bucket)
+    entry = lookup.payload
+    if entry is None:
+        entry = await run_in_threadpool(_member_entry, session, claims)
+        await fast.fill(claims.org, AUTH, key, lookup, entry)
+    principal = _member(claims, entry)
+    assert lookup.decision is not None  # a bucket was given
+    _check(lookup.decision)
+    return principal
 
 
 def _api_key(session: Session, claims: TokenClaims) -> Principal:
@@ -170,12 +219,27 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def get_principal(
-    ctx: ContextDep,
+def _from_database(ctx: ApiContext, session: Session, claims: TokenClaims) -> Principal:
+    """The caller read from the database, rate limited by ``ctx.limiter`` (worker thread)."""
+    if claims.role == API_KEY_ROLE:
+        principal = _api_key(session, claims)
+    else:
+        principal = _member(claims, _member_entry(session, claims))
+    _rate_limit(ctx, f"rl:{principal.kind}:{principal.id}")
+    return principal
+
+
+async def get_principal(
+    request: Request,
     session: SessionDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
-    """Authenticate the bearer token and scope the session to the caller's organization."""
+    """Authenticate the bearer token and scope the session to the caller's organization.
+
+    A member's token is served from Redis when the application has it (module docstring);
+    an API key's, and any token without Redis, from the database on a worker thread.
+    """
+    ctx: ApiContext = request.app.state.ctx
     if not token:
         raise AuthenticationFailed()
     try:
@@ -183,12 +247,9 @@ def get_principal(
     except TokenError as error:
         raise AuthenticationFailed("The token is not valid.") from error
     scope_to(session, claims.org)
-    if claims.role == API_KEY_ROLE:
-        principal = _api_key(session, claims)
-    else:
-        principal = _member(session, claims)
-    _rate_limit(ctx, f"rl:{principal.kind}:{principal.id}")
-    return principal
+    if ctx.fast is not None and claims.role != API_KEY_ROLE:
+        return await _member_from_redis(ctx, ctx.fast, session, claims)
+    return await run_in_threadpool(_from_database, ctx, session, claims)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -20,31 +20,43 @@ from typing import Protocol
 
 import redis
 
-__all__ = ["Decision", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter"]
+__all__ = [
+    "LUA_TOKEN_BUCKET_FUNCTION",
+    "Decision",
+    "MemoryRateLimiter",
+    "RateLimiter",
+    "RedisRateLimiter",
+    "decision",
+]
 
 _log = logging.getLogger("driftline.api.ratelimit")
 
-_LUA_TOKEN_BUCKET = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1]) or burst
-local ts = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
-local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-else
-  wait = (1 - tokens) / rate
+# the bucket as a Lua function, so another script (control_api.fastpath) can take a token in
+# the same round trip as its own reads; returns {allowed (0/1), seconds to wait as a string}
+LUA_TOKEN_BUCKET_FUNCTION = """
+local function take_token(key, rate, burst)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  local state = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(state[1]) or burst
+  local ts = tonumber(state[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+  local allowed = 0
+  local wait = 0
+  if tokens >= 1 then
+    tokens = tokens - 1
+    allowed = 1
+  else
+    wait = (1 - tokens) / rate
+  end
+  redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
+  return {allowed, tostring(wait)}
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {allowed, tostring(wait)}
 """
+_LUA_TOKEN_BUCKET = (
+    LUA_TOKEN_BUCKET_FUNCTION + "return take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
+)
 
 
 @dataclass(frozen=True)
@@ -116,5 +128,14 @@ class RedisRateLimiter:
         except redis.RedisError as error:
             _log.warning("rate limiter: Redis failed, using in-process buckets: %s", error)
             return self._fallback.hit(key, rate=rate, burst=burst)
-        seconds = float(wait)
-        return Decision(bool(int(allowed)), seconds if math.isfinite(seconds) else 1.0)
+        return decision(allowed, wait)
+
+
+def decision(allowed: int | bytes, wait: bytes | str) -> Decision:
+    """The :class:`Decision` of the Lua bucket's reply ``{allowed, wait}``.
+
+    >>> decision(0, b"0.25")
+    Decision(allowed=False, retry_after=0.25)
+    """
+    seconds = float(wait)
+    return Decision(bool(int(allowed)), seconds if math.isfinite(seconds) else 1.0)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from storage.errors import StorageError
 from storage.models import TenantScoped
 
-__all__ = ["TenancyError", "scope_to", "unscoped"]
+__all__ = ["TenancyError", "organization_of", "scope_to", "unscoped"]
 
 _ORG = "org_id"
 _UNSCOPED = "tenancy_unscoped"
@@ -34,6 +34,12 @@ def scope_to(session: Session, org_id: str) -> Session:
     """Bind ``session`` to the organization ``org_id``; returns the session."""
     session.info[_ORG] = org_id
     return session
+
+
+def organization_of(session: Session) -> str | None:
+    """The organization ``session`` is bound to (:func:`scope_to`), or ``None``."""
+    org_id: str | None = session.info.get(_ORG)
+    return org_id
 
 
 @contextmanager

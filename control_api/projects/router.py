@@ -38,37 +38,46 @@ def create_project(
     return project
 
 
-@router.get("", responses=responses(400, 401, 403, 422, 429))
-def list_projects(
+# the two hot reads are async and answer the JSON bytes as stored (no model is rebuilt on a
+# hit); the declared response_model keeps their OpenAPI schema
+
+
+@router.get("", response_model=Page[ProjectRead], responses=responses(400, 401, 403, 422, 429))
+async def list_projects(
     principal: Reader,
     session: SessionDep,
+    ctx: ContextDep,
     limit: Annotated[int, Query(ge=1, le=LIMIT_MAX)] = LIMIT_DEFAULT,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     sort: ProjectSort = "created_at",
     name_prefix: Annotated[str | None, Query(max_length=200)] = None,
-) -> Page[ProjectRead]:
+) -> Response:
     """The organization's projects, a page at a time, filtered by name prefix and sorted."""
-    return service.list_page(
+    body = await service.list_page_json(
         session,
         org_id=principal.org_id,
         limit=limit,
         cursor=cursor,
         sort=sort,
         name_prefix=name_prefix,
+        fast=ctx.fast,
     )
+    return Response(body, media_type="application/json")
 
 
 @router.get(
     "/{project_id}",
+    response_model=ProjectRead,
     responses=_with_etag(401, 403, 404, 429),
 )
-def get_project(
-    project_id: str, principal: Reader, session: SessionDep, response: Response, ctx: ContextDep
-) -> ProjectRead:
+async def get_project(
+    project_id: str, principal: Reader, session: SessionDep, ctx: ContextDep
+) -> Response:
     """One project; its ETag is its version."""
-    project = service.get(session, org_id=principal.org_id, project_id=project_id, cache=ctx.cache)
-    response.headers["ETag"] = f'"{project.version}"'
-    return project
+    version, body = await service.get_json(
+        session, org_id=principal.org_id, project_id=project_id, cache=ctx.cache, fast=ctx.fast
+    )
+    return Response(body, media_type="application/json", headers={"ETag": f'"{version}"'})
 
 
 @router.patch(

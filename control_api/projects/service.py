@@ -1,30 +1,48 @@
 """Projects of one organization: create, read, list, update (If-Match), delete.
 
 Reads of one project go through the cache (:mod:`control_api.cache`); an update or a
-delete invalidates it after its commit, so the next read sees the change.
+delete invalidates it after its commit, so the next read sees the change. Pages of the list
+are cached under the organization's ``project-pages`` generation, which every committed
+write to a project moves on (:mod:`control_api.generations`). The ``*_json`` reads serve the
+routes from Redis on the event loop and go to the database on a worker thread on a miss.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 
 from pydantic import TypeAdapter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from control_api.cache import Cache, Cached
 from control_api.errors import Conflict, NotFound, PreconditionFailed, PreconditionRequired
+from control_api.fastpath import FastReads
+from control_api.generations import PROJECT_PAGES
 from control_api.projects import repository
 from control_api.projects.repository import ProjectSort
 from control_api.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate
 from control_api.schemas import Page
 from storage.models import Project
 
-__all__ = ["CACHED", "create", "delete", "get", "list_page", "parse_if_match", "update"]
+__all__ = [
+    "CACHED",
+    "create",
+    "delete",
+    "get",
+    "get_json",
+    "list_page",
+    "list_page_json",
+    "parse_if_match",
+    "update",
+]
 
 _DUPLICATE = "A project with this name already exists."
 CACHED = Cached("project", TypeAdapter(ProjectRead), lambda project: project.version)
+_PAGE = TypeAdapter(Page[ProjectRead])
 
 
 def parse_if_match(header: str | None) -> int:
@@ -78,6 +96,24 @@ def get(session: Session, *, org_id: str, project_id: str, cache: Cache) -> Proj
     return cache.get_or_load(org_id, CACHED, project_id, load)
 
 
+async def get_json(
+    session: Session, *, org_id: str, project_id: str, cache: Cache, fast: FastReads | None
+) -> tuple[int, bytes]:
+    """One project's version and JSON: a hit from the event loop, else :func:`get`.
+
+    While invalidations wait for replay, :func:`get` reads (its cache replays them first).
+    """
+    name = cache.key(org_id, CACHED.kind, project_id)
+    if fast is not None and name is not None and not cache.pending:
+        found = await fast.get(name, CACHED.kind)
+        if found is not None:
+            return found
+    project = await run_in_threadpool(
+        get, session, org_id=org_id, project_id=project_id, cache=cache
+    )
+    return project.version, CACHED.adapter.dump_json(project)
+
+
 def list_page(
     session: Session,
     *,
@@ -92,6 +128,36 @@ def list_page(
         session, org_id=org_id, limit=limit, cursor=cursor, sort=sort, name_prefix=name_prefix
     )
     return Page(items=[ProjectRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+async def list_page_json(
+    session: Session,
+    *,
+    org_id: str,
+    limit: int,
+    cursor: str | None,
+    sort: ProjectSort,
+    name_prefix: str | None,
+    fast: FastReads | None,
+) -> bytes:
+    """A page of ``org_id``'s projects as JSON, cached when ``fast`` is given."""
+
+    def load() -> bytes:
+        page = list_page(
+            session,
+            org_id=org_id,
+            limit=limit,
+            cursor=cursor,
+            sort=sort,
+            name_prefix=name_prefix,
+        )
+        return _PAGE.dump_json(page)
+
+    if fast is None:
+        return await run_in_threadpool(load)
+    query = repr((limit, cursor, sort, name_prefix)).encode()
+    key = hashlib.blake2b(query, digest_size=16).hexdigest()
+    return await fast.get_or_load(org_id, PROJECT_PAGES, key, load)
 
 
 def update(
