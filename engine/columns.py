@@ -26,8 +26,9 @@ from engine import arrow_columns
 _NUMBER = (int, float)
 _NONE = type(None)
 
-Column: TypeAlias = Sequence[Any] | pa.Array
-"""One value per event: decoded JSON values, or an Arrow array."""
+Column: TypeAlias = Sequence[Any] | pa.Array | NDArray[np.float64]
+"""One value per event: decoded JSON values, an Arrow array, or JSON numbers already
+converted as a block (float64, NaN exactly where the value was null: JSON has no NaN)."""
 
 
 def objects(values: Column) -> NDArray[np.object_]:
@@ -41,7 +42,7 @@ def objects(values: Column) -> NDArray[np.object_]:
 
 def subset(values: Column, rows: NDArray[np.intp]) -> Column:
     """The values of ``rows`` only."""
-    if isinstance(values, pa.Array):
+    if isinstance(values, pa.Array | np.ndarray):
         return values.take(rows)
     return [values[i] for i in rows]
 
@@ -52,6 +53,9 @@ def numbers(values: Column, *, required: bool) -> tuple[NDArray[np.float64], NDA
     Booleans, strings (even ``"1.5"``) and non-finite values are bad: a number must be sent
     as a number.
     """
+    if isinstance(values, np.ndarray):  # a block of JSON numbers: NaN is a null
+        missing = np.isnan(values)
+        return values, missing & required
     if isinstance(values, pa.Array):
         typed = arrow_columns.numbers(values, required=required)
         if typed is not None:

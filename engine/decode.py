@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any, cast
 
@@ -48,6 +48,13 @@ class DecodeContext:
     now_ms: int
     max_future_ms: int = 5 * 60 * 1000
     max_event_bytes: int = MAX_EVENT_BYTES
+
+    @cached_property
+    def numeric_names(self) -> tuple[str, ...]:
+        """Features numeric for every monitor watching them (sorted): decoded as one block."""
+        categorical = {name for schema in self.schemas.values() for name in schema.categorical}
+        numeric = {name for schema in self.schemas.values() for name in schema.numeric}
+        return tuple(sorted(numeric - categorical))
 
     @cached_property
     def feature_names(self) -> frozenset[str]:
@@ -186,14 +193,48 @@ def _decode(payloads: Sequence[bytes], context: DecodeContext) -> Decoded:
     out = Decoded()
     rows: dict[EventType, list[tuple[dict[str, Any], bytes | None]]] = {t: [] for t in EventType}
     chunks: dict[EventType, list[_Chunk]] = {t: [] for t in EventType}
-    for payload in payloads:
-        _split(payload, context, rows, chunks, out.dead)
+    singles = _single_predictions(payloads, context)
+    if singles is not None:
+        rows[EventType.PREDICTION] = singles
+    else:
+        for payload in payloads:
+            _split(payload, context, rows, chunks, out.dead)
     for kind in EventType:
         if rows[kind]:
             chunks[kind].append(_rows_chunk(kind, rows[kind], context))
         for chunk in chunks[kind]:
             _type_chunk(kind, chunk, context, out)
     return out
+
+
+def _single_predictions(
+    payloads: Sequence[bytes], context: DecodeContext
+) -> list[tuple[dict[str, Any], bytes | None]] | None:
+    """``[(event, payload), ...]`` when every payload is one prediction event, else ``None``.
+
+    The usual batch of a single-event producer, parsed and routed in a few C-level passes
+    instead of :func:`_split`'s per-message Python. Any payload that is not JSON, not an
+    object, oversized, an envelope or another event type answers ``None``: the batch then
+    goes message by message, which refuses exactly those messages.
+    """
+    if not payloads or max(map(len, payloads)) > context.max_event_bytes:
+        return None
+    try:
+        events = list(map(orjson.loads, payloads))
+    except orjson.JSONDecodeError:
+        return None
+    if set(map(type, events)) != {dict}:
+        return None
+    for key in ("events", "columns"):
+        if any(map(dict.__contains__, events, repeat(key))):
+            return None
+    try:
+        kinds = set(map(dict.get, events, repeat("type"), repeat(EventType.PREDICTION)))
+        if kinds != {EventType.PREDICTION}:  # an explicit null type is refused, too
+            return None
+    except TypeError:  # an unhashable type (a list, an object): refused message by message
+        return None
+    return list(zip(events, payloads, strict=True))
 
 
 def _letter(
@@ -356,9 +397,20 @@ def _rows_chunk(
     }
     if kind is EventType.PREDICTION:
         for nested in ("features", "metrics"):
-            maps = [m if isinstance(m, dict) else {} for m in map(dict.get, events, repeat(nested))]
-            names = context.feature_names if nested == "features" else set().union(*maps)
-            flat.update(_transpose(maps, tuple(names), f"{nested}."))
+            maps = list(map(dict.get, events, repeat(nested), repeat(_NO_VALUES)))
+            if not set(map(type, maps)) <= {dict}:
+                maps = [m if isinstance(m, dict) else {} for m in maps]
+            if nested == "metrics":
+                flat.update(_transpose(maps, tuple(set().union(*maps)), "metrics."))
+                continue
+            numeric = context.numeric_names
+            block = _number_block(maps, numeric, "features.")
+            if block is None:
+                flat.update(_transpose(maps, tuple(context.feature_names), "features."))
+            else:
+                flat.update(block)
+                others = tuple(context.feature_names - set(numeric))
+                flat.update(_transpose(maps, others, "features."))
 
     def payload(i: int) -> bytes:
         raw = items[i][1]
@@ -384,6 +436,35 @@ def _transpose(
         return {prefix + name: list(map(dict.get, maps, repeat(name))) for name in names}
     columns = [rows] if len(names) == 1 else list(zip(*rows, strict=True))
     return {prefix + name: column for name, column in zip(names, columns, strict=True)}
+
+
+_NO_VALUES: dict[str, Any] = {}  # an event's absent "features" or "metrics" (only read)
+_NUMBER_KINDS = {float, int, type(None)}
+
+
+def _number_block(
+    maps: list[dict[str, Any]], names: tuple[str, ...], prefix: str
+) -> dict[str, col.Column] | None:
+    """The ``names`` of every map as float64 columns (NaN for null), in one conversion.
+
+    For events that carry every one of these features as a JSON number or null (the usual
+    case): one C-level lookup per event, one type scan and one ``numpy.array`` for the whole
+    block instead of one per feature. JSON has no NaN, so a NaN here is exactly a null
+    (see :func:`engine.columns.numbers`). ``None`` when a feature is absent from an event or
+    a value is of another type: then the features go column by column.
+    """
+    if not names:
+        return {}
+    try:
+        rows = list(map(itemgetter(*names), maps))
+    except KeyError:
+        return None
+    values = rows if len(names) == 1 else chain.from_iterable(rows)
+    if not set(map(type, values)) <= _NUMBER_KINDS:
+        return None
+    matrix = np.array(rows, dtype=np.float64).reshape(len(maps), len(names))
+    columns = np.ascontiguousarray(matrix.T)
+    return {prefix + name: columns[j] for j, name in enumerate(names)}
 
 
 class _Rows:

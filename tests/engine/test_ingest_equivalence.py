@@ -165,7 +165,8 @@ def slow_paths(monkeypatch: pytest.MonkeyPatch) -> None:
 
         return lookup
 
-    monkeypatch.setattr(engine.decode, "itemgetter", no_itemgetter)
+    monkeypatch.setattr(engine.decode, "itemgetter", no_itemgetter)  # and the number block
+    monkeypatch.setattr(engine.decode, "_single_predictions", lambda *_: None)
     monkeypatch.setattr(engine.pipeline, "_all_new", lambda *_: None)
     monkeypatch.setattr(detectors.binning._Grid, "MAX_ROWS", 0)
 
