@@ -15,6 +15,12 @@ Each form is also run with a sink that keeps nothing ("engine without the store"
 decode, dedup, windows, sketches and window close alone, so that the chDB writes' share is
 the difference of the two figures.
 
+Results are written as the embedded runner writes them (:func:`engine.embedded.write_policy`):
+with ``--write-behind-ms 0`` (``DRIFTLINE_ENGINE_WRITE_BEHIND_MS``'s default) the windows an
+ingest call closes are written before it returns, one insert per table; with a delay they
+wait up to that long (the pipeline's clock runs at wall speed) and go in one insert per
+table together. An insert costs chDB about the same for one window as for hundreds.
+
 Beside them: polars ``read_ndjson`` on the same row JSON (a decode-only ceiling: no
 validation, no windows), and River's ADWIN updated per event and per feature as the peer
 (measured in the peer venv on one feature's stream and scaled by the number of features).
@@ -24,7 +30,7 @@ bins, for 1,000 deployments x 50 features of open windows.
 CPU seconds (process time) are reported beside wall seconds: the machine has 2 cores and
 other work, and the targets are per core.
 
-    .venv/bin/python benchmarks/engine.py [--events 200000] [--repeat 3]
+    .venv/bin/python benchmarks/engine.py [--events 200000] [--repeat 3] [--write-behind-ms 0]
 """
 
 from __future__ import annotations
@@ -53,10 +59,12 @@ sys.path.insert(0, str(HERE.parent))
 
 from detectors import ReferenceProfile, WindowSketch  # noqa: E402
 from engine.deadletter import MemoryDeadLetters  # noqa: E402
+from engine.embedded import write_policy  # noqa: E402
 from engine.monitor import Monitor  # noqa: E402
 from engine.pipeline import Pipeline  # noqa: E402
 from engine.results import WindowResult  # noqa: E402
 from engine.sinks import MetricsStoreSink, ResultSink  # noqa: E402
+from engine.writes import WritePolicy  # noqa: E402
 from storage.clickhouse.client import connect  # noqa: E402
 from storage.clickhouse.migrations import MigrationParams, migrate  # noqa: E402
 
@@ -139,21 +147,27 @@ def monitor(seed: int = 1) -> Monitor:
     )
 
 
-def run_pipeline(batches: list[list[bytes]], folder: Path, repeat_id: int) -> tuple[float, float]:
+def run_pipeline(
+    batches: list[list[bytes]], folder: Path, repeat_id: int, writes: WritePolicy
+) -> tuple[float, float]:
     """Wall and CPU seconds to push every batch through a fresh pipeline into chDB."""
     with connect(f"chdb://{folder}?database=bench{repeat_id}") as client:
         migrate(client, MigrationParams(ttl_days=7300))
-        return timed_pipeline(batches, MetricsStoreSink(client, "bench"))
+        return timed_pipeline(batches, MetricsStoreSink(client, "bench"), writes)
 
 
-def timed_pipeline(batches: list[list[bytes]], sink: ResultSink) -> tuple[float, float]:
+def timed_pipeline(
+    batches: list[list[bytes]], sink: ResultSink, writes: WritePolicy
+) -> tuple[float, float]:
     """Wall and CPU seconds to push every batch through a fresh pipeline writing to ``sink``."""
+    started = time.monotonic()
     pipeline = Pipeline(
         organization="bench",
         monitors=[monitor()],
         sink=sink,
         dead_letters=MemoryDeadLetters(),
-        clock=lambda: T0 + 10**10,
+        clock=lambda: T0 + 10**10 + int((time.monotonic() - started) * 1000),
+        writes=writes,
     )
     gc.collect()
     wall, cpu = time.perf_counter(), time.process_time()
@@ -213,7 +227,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--write-behind-ms", type=int, default=0)
     args = parser.parse_args()
+    writes = write_policy(args.write_behind_ms)
     events = make_events(args.events)
     rows = [orjson.dumps(e) for e in events]
     forms: dict[str, list[list[bytes]]] = {
@@ -241,7 +257,8 @@ def main() -> None:
         pl.read_ndjson(io.BytesIO(ndjson))
         decode_runs.append((time.perf_counter() - wall, time.process_time() - cpu))
     print(f"engine benchmark: {args.events:,} events, 20 numeric + 2 categorical features, "
-          f"5-minute windows (~3,000 events each), medians of {args.repeat}")  # fmt: skip
+          f"5-minute windows (~3,000 events each), medians of {args.repeat}, "
+          f"write-behind {args.write_behind_ms} ms")  # fmt: skip
     print(f"{'':<62} {'end to end, into chDB':>32}   {'engine without the store':>24}")
     print(f"{'path':<62} {'wall s':>8} {'cpu s':>8} {'events/cpu-s':>14}   "
           f"{'cpu s':>8} {'events/cpu-s':>14}")  # fmt: skip
@@ -250,8 +267,10 @@ def main() -> None:
           f"{args.events / cpu:>14,.0f}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for k, (name, batches) in enumerate(forms.items()):
-            runs = [run_pipeline(batches, Path(tmp), k * 10 + r) for r in range(args.repeat)]
-            bare = [timed_pipeline(batches, DiscardSink()) for _ in range(args.repeat)]
+            runs = [
+                run_pipeline(batches, Path(tmp), k * 10 + r, writes) for r in range(args.repeat)
+            ]
+            bare = [timed_pipeline(batches, DiscardSink(), writes) for _ in range(args.repeat)]
             wall, cpu = median_runs(runs)
             _, bare_cpu = median_runs(bare)
             print(f"{name:<62} {wall:>8.3f} {cpu:>8.3f} {args.events / cpu:>14,.0f}   "

@@ -51,7 +51,7 @@ from control_api.session_gate import SessionGate
 from control_api.users.router import router as users_router
 from driftline import __version__
 from driftline.settings import Settings
-from engine.embedded import EngineHub, FileMonitors, NoMonitors
+from engine.embedded import EngineHub, FileMonitors, NoMonitors, write_policy
 from storage.clickhouse.client import MetricsClient
 from storage.db import create_db_engine, session_factory
 
@@ -155,6 +155,7 @@ def _engine_hub(settings: Settings, ctx: ApiContext, cache_metrics: CacheMetrics
         connect=open_store,
         monitors=monitors,
         listener_for=alert_listener(ctx.sessions, links={}),
+        writes=write_policy(settings.engine_write_behind_ms),
     )
     ctx.monitor_changes.listen(hub.reload)
     ctx.monitor_watch = MonitorWatch.from_settings(

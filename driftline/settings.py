@@ -359,6 +359,16 @@ class Settings(BaseSettings):
             "windows events there. Off when workers consume Kafka (the endpoint answers 503)."
         ),
     )
+    engine_write_behind_ms: int = Field(
+        default=0,
+        ge=0,
+        le=60_000,
+        description=(
+            "Embedded engine: milliseconds closed windows may wait to be written together "
+            "(one insert per table for up to 256 windows; alerts follow the write). 0: the "
+            "windows an ingest request closes are written before it answers."
+        ),
+    )
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Self:

@@ -5,10 +5,18 @@ caller's organization (from its API key, never from the events). Pipelines are b
 first use from the monitors a :class:`MonitorSource` gives for that organization; results
 and dead letters go to the metrics store. Calls for one organization are serialised by a
 lock (a pipeline is single-threaded state); organizations do not wait for each other.
+
+The windows one call closes, of every deployment, are written together: one insert per
+table (:func:`write_policy`). With a write-behind delay, closed windows wait up to that
+long across calls and are written together then, and told to the alert listener; a
+background thread writes those whose delay ran out while no request came, and shutdown
+writes everything. Grouping is safe here because an embedded pipeline is never restored
+from a snapshot (:mod:`engine.writes`).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +27,21 @@ from engine.metrics import EngineMetrics
 from engine.monitor import Monitor, load_monitors
 from engine.pipeline import IngestReport, Pipeline, wall_clock_ms
 from engine.sinks import MetricsStoreDeadLetters, MetricsStoreSink, WindowListener
+from engine.writes import WritePolicy
 from storage.clickhouse.client import MetricsClient
+
+log = logging.getLogger("driftline.engine")
+
+MAX_GROUP = 256
+"""Windows written together at most (one insert per table carries all their rows)."""
+
+
+def write_policy(delay_ms: int = 0) -> WritePolicy:
+    """Groups of up to :data:`MAX_GROUP` windows, waiting up to ``delay_ms`` (pipeline clock).
+
+    ``0``: the windows a call closes are written before it returns.
+    """
+    return WritePolicy(max_windows=MAX_GROUP, max_delay_ms=delay_ms)
 
 
 class MonitorSource(Protocol):
@@ -65,7 +87,9 @@ class EngineHub:
 
     ``connect`` opens the client at the first ingest, so an API that never ingests never
     opens the metrics store for it. ``listener_for`` makes an organization's window listener
-    (its alert evaluator) when its pipeline is built.
+    (its alert evaluator) when its pipeline is built. ``writes`` is the pipelines' write
+    policy; with a delay, a thread started with the first pipeline writes what is due every
+    half delay (wall time) until :meth:`close`.
     """
 
     connect: Callable[[], MetricsClient]
@@ -73,10 +97,13 @@ class EngineHub:
     listener_for: Callable[[str, MetricsClient], WindowListener] | None = None
     clock: Callable[[], int] = wall_clock_ms
     metrics: EngineMetrics = field(default_factory=EngineMetrics)
+    writes: WritePolicy = field(default_factory=write_policy)
     _client: MetricsClient | None = None
     _pipelines: dict[str, Pipeline] = field(default_factory=dict)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _writer: threading.Thread | None = None
 
     def ingest(self, organization: str, payloads: Sequence[bytes], *, source: str) -> IngestReport:
         """Decode, window and (when due) close windows for ``organization``'s events."""
@@ -92,8 +119,22 @@ class EngineHub:
             with self._locks[organization]:
                 pipeline.flush()
 
+    def write_due(self) -> int:
+        """Write the closed windows whose delay ran out, in every organization; answers how many."""
+        with self._guard:
+            pipelines = list(self._pipelines.items())
+        written = 0
+        for organization, pipeline in pipelines:
+            with self._locks[organization]:
+                written += pipeline.write_pending()
+        return written
+
     def close(self) -> None:
-        """Flush every pipeline, then close the metrics-store client."""
+        """Stop the writer thread, flush every pipeline, then close the metrics-store client."""
+        self._stopping.set()
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
         self.flush()
         if self._client is not None:
             self._client.close()
@@ -144,7 +185,21 @@ class EngineHub:
                     ),
                     clock=self.clock,
                     metrics=self.metrics,
+                    writes=self.writes,
                 )
                 self._pipelines[organization] = pipeline
                 self._locks[organization] = threading.Lock()
+                if self._writer is None and self.writes.max_delay_ms > 0:
+                    self._writer = threading.Thread(
+                        target=self._write_behind, name="driftline-write-behind", daemon=True
+                    )
+                    self._writer.start()
             return pipeline, self._locks[organization]
+
+    def _write_behind(self) -> None:
+        period = self.writes.max_delay_ms / 2000
+        while not self._stopping.wait(period):
+            try:
+                self.write_due()
+            except Exception:  # a listener's bug: the windows stay pending, the thread goes on
+                log.exception("writing the closed windows that were due failed")

@@ -6,8 +6,9 @@ payloads (HTTP ingest, Kafka batches) or :meth:`Pipeline.process` with decoded c
 (replay). Nothing here reads the wall clock directly: ``clock`` is injected.
 
 Windows close in event time (see :mod:`engine.windows`); a closed window's results are
-written to the sink, then handed to the listener (alert evaluation). A failed write keeps
-the result and retries it before the next one, in order, so nothing accepted is lost.
+written to the sink, in groups of windows as the pipeline's :class:`~engine.writes.WritePolicy`
+says, then handed to the listener (alert evaluation). A failed write keeps the group and
+retries it before the next one, in order, so nothing accepted is lost.
 With a label horizon, a window's performance is written in a second phase once the
 watermark passes its end plus the horizon, so that late labels joined by ``request_id``
 still count.
@@ -43,7 +44,7 @@ from engine.results import WindowResult
 from engine.sinks import ResultSink, WindowListener
 from engine.state import WindowState
 from engine.windows import Watermarks, window_starts
-from storage.errors import StorageError
+from engine.writes import PendingWrites, WritePolicy
 
 log = logging.getLogger("driftline.engine")
 
@@ -116,17 +117,24 @@ class Pipeline:
         metrics: EngineMetrics | None = None,
         dedup_horizon_ms: int = 3_600_000,
         max_future_ms: int = 5 * 60 * 1000,
+        writes: WritePolicy | None = None,
     ) -> None:
         self.organization = organization
         self.metrics = metrics or EngineMetrics()
         self._deployments = {m.deployment: _Deployment(m) for m in monitors}
         self._schemas = {m.deployment: FeatureSchema(m.numeric, m.categorical) for m in monitors}
-        self._sink, self._dead_letters, self._listener = sink, dead_letters, listener
+        self._dead_letters = dead_letters
         self._clock = clock
         self._dedup_horizon_ms = dedup_horizon_ms
         self._max_future_ms = max_future_ms
         self._watermarks = Watermarks()
-        self._pending: list[WindowResult] = []
+        self._pending = PendingWrites(
+            writes or WritePolicy(),
+            sink=sink,
+            listener=listener,
+            metrics=self.metrics,
+            clock=clock,
+        )
         self._closed: list[WindowResult] = []
 
     @property
@@ -136,8 +144,17 @@ class Pipeline:
 
     @property
     def pending(self) -> int:
-        """Closed windows whose results are not yet durable (a sink failed); retried first."""
+        """Closed windows whose results are not yet durable (waiting, deferred, or failed)."""
         return len(self._pending)
+
+    def write_pending(self, *, force: bool = False) -> int:
+        """Write the closed windows whose write is due (all with ``force``); answers how many.
+
+        For a pipeline with a deferred :class:`~engine.writes.WritePolicy`, the owner calls
+        this once the snapshot holding them is stored; with write-behind, a timer calls it
+        so that windows wait no longer than the policy's delay. A failure keeps them pending.
+        """
+        return self._pending.write(force=force)
 
     def ingest(
         self, payloads: Sequence[bytes], *, partition: int = 0, source: str = "http"
@@ -173,7 +190,7 @@ class Pipeline:
         )
         if watermark is not None:
             self._close_ready(partition, watermark)
-        self._drain()
+        self._pending.settle(force=False)
         closed, self._closed = self._closed, []
         self._write_dead(dead)
         accepted = decoded.accepted - duplicates - late
@@ -195,7 +212,9 @@ class Pipeline:
     def snapshot(self, partition: int) -> bytes:
         """Everything this partition's deployments hold, as bytes (see :mod:`engine.snapshot`).
 
-        Includes results closed but not yet written, so that a restart cannot lose them.
+        Includes results closed but not yet written, in their groups (waiting ones are
+        grouped now, see :mod:`engine.writes`), so that a restart cannot lose them nor
+        write them twice.
         """
         names = {n for n, d in self._deployments.items() if d.partition == partition}
         return snapshots.encode(
@@ -212,9 +231,7 @@ class Pipeline:
                     for name, d in self._deployments.items()
                     if name in names
                 },
-                "pending": [
-                    snapshots.result_to_dict(r) for r in self._pending if r.deployment in names
-                ],
+                "pending": self._pending.to_snapshot(partition),
             }
         )
 
@@ -252,9 +269,9 @@ class Pipeline:
                 for request_id, _, _ in state.request_ids:
                     known = deployment.requests.get(request_id, ())
                     deployment.requests[request_id] = (*known, state.start_ms)
-        restored = [snapshots.result_from_dict(r) for r in data["pending"]]
-        self._pending = [r for r in self._pending if r.deployment not in data["deployments"]]
-        self._pending.extend(r for r in restored if r.deployment in self._deployments)
+        self._pending.restore(
+            partition, data["pending"], known=lambda name: name in self._deployments
+        )
 
     def flush(self) -> list[WindowResult]:
         """Close every open window now (end of a replay, shutdown) and write the results."""
@@ -302,7 +319,7 @@ class Pipeline:
             for start in sorted(deployment.awaiting_labels):
                 state = deployment.awaiting_labels.pop(start)
                 self._finish_labels(deployment, state, cut=mark)
-        self._drain()
+        self._pending.settle(force=True)
         closed, self._closed = self._closed, []
         return closed
 
@@ -520,7 +537,7 @@ class Pipeline:
             "insufficient" if result.insufficient else "drift" if result.drifted_features else "ok"
         )
         self.metrics.windows.labels(outcome).inc()
-        self._emit(result)
+        self._emit(deployment, result)
         if waits and not final:
             deployment.awaiting_labels[state.start_ms] = state
             return
@@ -538,29 +555,16 @@ class Pipeline:
             state, deployment.monitor, organization=self.organization, with_performance=False
         )
         result = replace(base, performance=performance_rows(state), phase="labels", cut=cut)
-        self._emit(result)
+        self._emit(deployment, result)
         return result
 
-    def _emit(self, result: WindowResult) -> None:
-        self._pending.append(result)
+    def _emit(self, deployment: _Deployment, result: WindowResult) -> None:
+        self._pending.add(result, partition=deployment.partition or 0)
         self._closed.append(result)
 
     def _forget_requests(self, deployment: _Deployment, state: WindowState) -> None:
         for request_id, _, _ in state.request_ids:
             deployment.requests.pop(request_id, None)
-
-    def _drain(self) -> None:
-        """Write pending results in order; stop at the first failure (retried next time)."""
-        while self._pending:
-            result = self._pending[0]
-            try:
-                self._sink.write(result)
-            except StorageError:
-                self.metrics.sink_failures.inc()
-                return
-            self._pending.pop(0)
-            if self._listener is not None:
-                self._listener.on_window_closed(result)
 
     def _write_dead(self, dead: list[DeadLetter]) -> None:
         for letter in dead:

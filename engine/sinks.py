@@ -1,11 +1,18 @@
-"""Where window results and dead letters go: the metrics store, a JSONL file, memory."""
+"""Where window results and dead letters go: the metrics store, a JSONL file, memory.
+
+A sink receives closed windows as *groups* (:mod:`engine.writes`): a group is written as a
+whole, and when it fails, it is retried as the same group, never split or merged with
+other windows. The metrics store relies on it: a group is one insert per table, made
+idempotent by one deduplication token (:func:`group_key`).
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 import orjson
 
@@ -17,10 +24,14 @@ from storage.clickhouse.writer import write_batch
 
 
 class ResultSink(Protocol):
-    """Receives each closed window's results; raises if they could not be kept."""
+    """Receives groups of closed windows' results; raises if they could not be kept."""
 
-    def write(self, result: WindowResult) -> None:
-        """Persist ``result`` durably (idempotently: the same window may come again)."""
+    def write(self, results: Sequence[WindowResult]) -> None:
+        """Persist one group of ``results`` durably, in order.
+
+        Idempotently: the same group may come again (a retry after a failure, or after a
+        restart from a snapshot that still holds it), always with the same members.
+        """
 
 
 class WindowListener(Protocol):
@@ -30,22 +41,52 @@ class WindowListener(Protocol):
         """React to ``result``."""
 
 
+def group_key(results: Sequence[WindowResult]) -> str:
+    """The identity of a group of windows, which names its writes (the dedup token).
+
+    A group of one window is named by the window's own key, as every window was before
+    groups existed: a window written alone, then or now, is the same write. A larger group
+    is named by a digest of its members' keys and phases, in order: the same members
+    always give the same name, so a retried group leaves no duplicate. A window must never
+    be written in two different groups (the two names differ, and both writes would
+    land): :mod:`engine.writes` fixes a window's group before its first write attempt.
+    """
+    if len(results) == 1:
+        return results[0].key
+    digest = hashlib.sha256("\n".join(f"{r.key}#{r.phase}" for r in results).encode())
+    return f"group/{len(results)}/{digest.hexdigest()[:32]}"
+
+
+def group_tables(results: Sequence[WindowResult]) -> dict[MetricsTable, dict[str, list[Any]]]:
+    """The group's rows for each metrics table: every member's rows, in order."""
+    merged: dict[MetricsTable, dict[str, list[Any]]] = {}
+    for result in results:
+        for table, columns in result.tables().items():
+            into = merged.setdefault(table, {name: [] for name in columns})
+            for name, values in columns.items():
+                into[name].extend(values)
+    return merged
+
+
 @dataclass
 class MetricsStoreSink:
-    """Writes each window as one batch per metrics table, idempotently by window key."""
+    """Writes a group of windows as one batch per metrics table, idempotently by group.
+
+    One insert per table for the whole group (ClickHouse: few, large inserts; an insert
+    costs about as much for one window as for hundreds, see ``benchmarks/engine.py``).
+    """
 
     client: MetricsClient
     organization: str
 
-    def write(self, result: WindowResult) -> None:
-        """Insert the window's rows; a retry of the same window leaves no duplicate."""
-        for table, columns in result.tables().items():
+    def write(self, results: Sequence[WindowResult]) -> None:
+        """Insert the group's rows; a retry of the same group leaves no duplicate."""
+        if not results:
+            return
+        key = group_key(results)
+        for table, columns in group_tables(results).items():
             write_batch(
-                self.client,
-                table,
-                organization=self.organization,
-                batch_id=result.key,
-                columns=columns,
+                self.client, table, organization=self.organization, batch_id=key, columns=columns
             )
 
 
@@ -96,10 +137,11 @@ class JsonlSink:
         """A sink writing to ``path`` (truncated)."""
         return cls(Path(path).open("wb"))
 
-    def write(self, result: WindowResult) -> None:
-        """Append the window's lines."""
-        for line in result.report_lines():
-            self.stream.write(orjson.dumps(line) + b"\n")
+    def write(self, results: Sequence[WindowResult]) -> None:
+        """Append the windows' lines."""
+        for result in results:
+            for line in result.report_lines():
+                self.stream.write(orjson.dumps(line) + b"\n")
         self.stream.flush()
 
 
@@ -109,9 +151,9 @@ class MemorySink:
 
     results: list[WindowResult] = field(default_factory=list)
 
-    def write(self, result: WindowResult) -> None:
-        """Append ``result``."""
-        self.results.append(result)
+    def write(self, results: Sequence[WindowResult]) -> None:
+        """Append ``results``."""
+        self.results.extend(results)
 
 
 @dataclass
@@ -120,7 +162,7 @@ class FanOut:
 
     sinks: Sequence[ResultSink]
 
-    def write(self, result: WindowResult) -> None:
+    def write(self, results: Sequence[WindowResult]) -> None:
         """Write to each sink."""
         for sink in self.sinks:
-            sink.write(result)
+            sink.write(results)

@@ -13,6 +13,10 @@ assignment, or another worker advanced the partition meanwhile) it rebuilds the 
 pipeline from the checkpoint. Then it drops the events at or below the checkpoint's offset
 (already counted: redelivered because offsets are committed after checkpoints) and ingests
 the rest. No Kafka here: the worker feeds it offsets and payloads.
+
+With a deferred write policy (the worker's, :mod:`engine.writes`), the windows a batch
+closes are grouped, kept in the checkpoint, and written by :meth:`PartitionRunner.write_pending`
+once the worker has stored that checkpoint.
 """
 
 from __future__ import annotations
@@ -135,6 +139,21 @@ class PartitionRunner:
         """
         pipeline, last = self._live[partition]
         pipeline.reconfigure(monitors)
+        return Checkpoint(offset=last, snapshot=pipeline.snapshot(partition))
+
+    def write_pending(self, partition: int) -> Checkpoint | None:
+        """Write ``partition``'s closed windows; call it once its checkpoint is stored.
+
+        Answers the checkpoint to store next (same offset, the windows written gone from
+        it), or ``None`` when nothing was written (none pending, or the store failed: they
+        stay pending, in their groups, for the next call).
+        """
+        live = self._live.get(partition)
+        if live is None or not live[0].pending:
+            return None
+        pipeline, last = live
+        if not pipeline.write_pending(force=True):
+            return None
         return Checkpoint(offset=last, snapshot=pipeline.snapshot(partition))
 
     def _current(self, partition: int, stored: Checkpoint | None) -> tuple[Pipeline, int]:

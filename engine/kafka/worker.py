@@ -15,11 +15,20 @@ Exactly-once effect, per batch of one partition (``stream.take_events``):
 
 1. compare the stored checkpoint with the partition's pipeline; restore it when they
    differ; drop events at or below the checkpoint's offset (redelivered);
-2. ingest: windows that close are written to the metrics store (idempotent by window key)
-   or, when the store fails, kept in the pipeline as pending and thus in the snapshot;
+2. ingest: windows that close are grouped (all those of the batch, :mod:`engine.writes`)
+   and kept in the pipeline as pending, thus in the snapshot;
 3. send the batch's dead letters to the dead-letter topic (awaited) and the store's table;
 4. write the checkpoint to the changelog and **await its delivery** (acks=all);
-5. only then does faust ack the batch's events; its commit covers acked offsets only.
+5. write the pending groups to the metrics store (one insert per table and group,
+   idempotent by group), tell the listener, and store the checkpoint again without them
+   (awaited); a group the store refuses stays pending, retried after the next batch;
+6. only then does faust ack the batch's events; its commit covers acked offsets only.
+
+Why step 5 follows step 4: a redelivered batch may be cut differently and close the same
+windows in other groups, and a window written in two groups would be stored twice (each
+group has its own deduplication token). Written only once its group is in a stored
+checkpoint, a window is only ever retried in that group: a worker killed after step 5
+restores the group from the checkpoint and writes it again, which the store drops.
 
 Why step 4 awaits the record itself: faust's commit (``Consumer._commit_offsets``) does call
 ``producer.flush()`` before committing offsets, but ``ProducerBuffer.flush`` gives up after
@@ -70,6 +79,7 @@ from engine.metrics import EngineMetrics
 from engine.monitor import Monitor
 from engine.pipeline import Pipeline, wall_clock_ms
 from engine.sinks import ResultSink, WindowListener
+from engine.writes import WritePolicy
 from storage.errors import StorageError
 
 __all__ = ["SNAPSHOT_TABLE", "KafkaWorker", "WorkerConfig", "WorkerConfigError", "fail_stop"]
@@ -77,6 +87,8 @@ __all__ = ["SNAPSHOT_TABLE", "KafkaWorker", "WorkerConfig", "WorkerConfigError",
 log = logging.getLogger("driftline.worker")
 
 SNAPSHOT_TABLE = "snapshots"
+WRITES = WritePolicy(max_windows=256, deferred=True)
+"""The windows of a batch are written together, once their checkpoint is stored."""
 EXIT_FAIL_STOP = 70  # EX_SOFTWARE
 
 
@@ -167,6 +179,7 @@ class KafkaWorker:
                 listener=listener,
                 metrics=self.metrics,
                 clock=clock,
+                writes=WRITES,
             )
 
         self._runner = PartitionRunner(new_pipeline, topic=config.topic)
@@ -260,6 +273,7 @@ class KafkaWorker:
                     checkpoint = self._runner.reconfigure(partition, self._monitors)
                     await self._send_dead_letters(self._collected.drain())
                     await self._store(partition, checkpoint)
+                    await self._write_pending(partition)
                     log.info("partition %d now runs %d monitors", partition, len(self._monitors))
             except BaseException as error:  # fail-stop, as for a batch
                 self._on_fatal(error)
@@ -318,7 +332,14 @@ class KafkaWorker:
         await self._send_dead_letters(self._collected.drain())
         if outcome.checkpoint is not None:
             await self._store(partition, outcome.checkpoint)
+        await self._write_pending(partition)
         return outcome
+
+    async def _write_pending(self, partition: int) -> None:
+        """Step 5 of the module docstring: the stored checkpoint's groups, then it again."""
+        checkpoint = self._runner.write_pending(partition)
+        if checkpoint is not None:
+            await self._store(partition, checkpoint)
 
     async def _expected(self, partition: int) -> int:
         """The next offset the worker must ingest from ``partition``.

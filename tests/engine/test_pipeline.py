@@ -239,11 +239,11 @@ class FlakySink:
     def __init__(self, failures):
         self.failures, self.results = failures, []
 
-    def write(self, result):
+    def write(self, results):
         if self.failures:
             self.failures -= 1
             raise StorageUnavailable("metrics store down", attempts=3)
-        self.results.append(result)
+        self.results.extend(results)
 
 
 class Listener:
@@ -332,7 +332,7 @@ def test_a_restored_snapshot_continues_exactly_like_an_uninterrupted_run():
     first, _ = pipeline(m, sink=first_sink)
     for batch in batches[:6]:
         first.ingest(batch)
-    first._sink = FlakySink(failures=100)  # the store goes down: results stay pending
+    first_sink.failures = 100  # the store goes down: results stay pending
     first.ingest(batches[6])
     assert first.pending > 0
     blob = first.snapshot(0)
