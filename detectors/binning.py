@@ -230,12 +230,14 @@ class _Lookup:
 
     @staticmethod
     def _cell(values: NDArray[np.float64], lo: float, scale: float, cells: int) -> NDArray[np.intp]:
-        position = (values - lo) * scale
-        np.clip(position, 0, cells - 1, out=position)
+        with np.errstate(over="ignore", invalid="ignore"):  # +-inf: clipped below
+            position = (values - lo) * scale
+        np.fmax(position, 0.0, out=position)  # fmax/fmin: the clip, with NaN sent to cell 0
+        np.fmin(position, cells - 1, out=position)
         return position.astype(np.intp)
 
     def search(self, values: NDArray[np.float64]) -> NDArray[np.int64]:
-        cell = self._cell(np.nan_to_num(values, nan=self.lo), self.lo, self.scale, self.cells)
+        cell = self._cell(values, self.lo, self.scale, self.cells)
         index = self.table[cell]
         for _ in range(self.steps):
             index += self.padded[index] <= values

@@ -170,9 +170,9 @@ class WindowSketch:
         for j, name in enumerate(numeric):
             values = np.asarray(batch[name])
             stacked[j] = values if values.dtype.kind in "biuf" else as_vector(values, name)
-        finite_or_nan = np.isfinite(stacked) | np.isnan(stacked)
-        if not finite_or_nan.all():
-            bad = numeric[int(np.argmin(finite_or_nan.all(axis=1)))]
+        infinite = np.isinf(stacked)
+        if infinite.any():
+            bad = numeric[int(np.argmax(infinite.any(axis=1)))]
             raise DetectorInputError("batch contains an infinite value", column=bad)
         if rows == 0:
             return stacked.T, []

@@ -195,5 +195,14 @@ def timestamps(values: Column) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
 
 
 def is_none(values: Sequence[Any] | NDArray[np.object_]) -> NDArray[np.bool_]:
-    """Where an object array (or a sequence) holds ``None``."""
-    return np.fromiter(map(is_, values, repeat(None)), dtype=bool, count=len(values))
+    """Where an object array (or a sequence) holds ``None``.
+
+    A column of nothing but ``None`` (no class predicted, no label) or of no ``None`` at all
+    is answered from one C-level count; JSON values (text, numbers, lists, objects) never
+    compare equal to ``None``, so the count is exact.
+    """
+    listed = values.tolist() if isinstance(values, np.ndarray) else values
+    nones = listed.count(None)
+    if nones in (0, len(listed)):
+        return np.full(len(listed), nones > 0, dtype=bool)
+    return np.fromiter(map(is_, listed, repeat(None)), dtype=bool, count=len(listed))
