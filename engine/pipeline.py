@@ -37,6 +37,7 @@ from engine.decode import (
     ResourceColumns,
     decode,
 )
+from engine.dedup import SeenIds
 from engine.events import Reason
 from engine.metrics import EngineMetrics
 from engine.monitor import Monitor
@@ -76,30 +77,10 @@ class _Deployment:
     partition: int | None = None  # the partition its events last came from; None: none yet
     open: dict[int, WindowState] = field(default_factory=dict)
     awaiting_labels: dict[int, WindowState] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)
+    seen: SeenIds = field(default_factory=SeenIds)
     # ``seen`` is pruned to the dedup horizon when it grows past this size (see _dedup)
     prune_seen_at: int = field(default_factory=lambda: _SEEN_PRUNE_MIN)
     requests: dict[str, tuple[int, ...]] = field(default_factory=dict)
-
-
-def _all_new(
-    ids: list[Any], ts_ms: NDArray[np.int64], seen: dict[str, int]
-) -> dict[str, int] | None:
-    r"""``{id: ts}`` of the batch if every id is text, none repeats and none is in ``seen``.
-
-    The common case, answered in a few C-level passes; otherwise (``None``)
-    :meth:`Pipeline._dedup` looks id by id. Ids holding a NUL go that way too: the batch's
-    repeats are found with numpy text, which drops trailing NULs (``"a"`` and ``"a\0"``
-    count as one id there).
-    """
-    try:
-        joined = "".join(ids)
-    except TypeError:  # an id that is not text (replayed files may hold nulls)
-        return None
-    if "\0" in joined:
-        return None
-    new = dict(zip(ids, ts_ms.tolist(), strict=True))
-    return new if len(new) == len(ids) and seen.keys().isdisjoint(new) else None
 
 
 class Pipeline:
@@ -370,25 +351,9 @@ class Pipeline:
     def _dedup(self, deployment: _Deployment, rows: PredictionColumns) -> NDArray[np.intp]:
         """Rows whose event_id was not seen within the dedup horizon (first one wins)."""
         seen = deployment.seen
-        ids = rows.event_id.tolist()
-        new = _all_new(ids, rows.ts_ms, seen)
-        if new is not None:
-            fresh = np.arange(len(ids), dtype=np.intp)
-            seen.update(new)
-        else:
-            unseen = np.fromiter((i not in seen for i in ids), dtype=bool, count=len(ids))
-            # on the object array: numpy text ("U") would drop trailing NULs and merge ids
-            _, first = np.unique(rows.event_id, return_index=True)
-            keep = np.zeros(len(ids), dtype=bool)
-            keep[first] = True  # the first of repeats inside the batch
-            keep &= unseen
-            fresh = np.flatnonzero(keep)
-            seen.update(zip(rows.event_id[fresh].tolist(), rows.ts_ms[fresh].tolist(), strict=True))
+        fresh = seen.fresh(rows.event_id, rows.ts_ms)
         if len(seen) > deployment.prune_seen_at:
-            newest = max(seen.values())
-            deployment.seen = {
-                k: v for k, v in seen.items() if v >= newest - self._dedup_horizon_ms
-            }
+            seen.prune(self._dedup_horizon_ms)
             # next prune once it has doubled: O(1) amortised per event even when every id
             # is still inside the horizon (pruning at a fixed size would rescan every batch)
             deployment.prune_seen_at = max(_SEEN_PRUNE_MIN, 2 * len(deployment.seen))

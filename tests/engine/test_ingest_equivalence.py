@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import detectors.binning
 import engine.decode
-import engine.pipeline
+import engine.dedup
 from engine.deadletter import MemoryDeadLetters
 from engine.pipeline import Pipeline
 from engine.sinks import MemorySink
@@ -167,7 +167,7 @@ def slow_paths(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(engine.decode, "itemgetter", no_itemgetter)  # and the number block
     monkeypatch.setattr(engine.decode, "_single_predictions", lambda *_: None)
-    monkeypatch.setattr(engine.pipeline, "_all_new", lambda *_: None)
+    monkeypatch.setattr(engine.dedup, "_all_new", lambda *_: None)
     monkeypatch.setattr(detectors.binning._Grid, "MAX_ROWS", 0)
 
 
