@@ -223,18 +223,23 @@ def _single_predictions(
         events = list(map(orjson.loads, payloads))
     except orjson.JSONDecodeError:
         return None
-    if set(map(type, events)) != {dict}:
+    if not _all_predictions(events):
         return None
     for key in ("events", "columns"):
         if any(map(dict.__contains__, events, repeat(key))):
             return None
+    return list(zip(events, payloads, strict=True))
+
+
+def _all_predictions(events: list[Any]) -> bool:
+    """Whether every item is a JSON object of type prediction (by default or explicitly)."""
+    if set(map(type, events)) != {dict}:
+        return False
     try:
         kinds = set(map(dict.get, events, repeat("type"), repeat(EventType.PREDICTION)))
-        if kinds != {EventType.PREDICTION}:  # an explicit null type is refused, too
-            return None
-    except TypeError:  # an unhashable type (a list, an object): refused message by message
-        return None
-    return list(zip(events, payloads, strict=True))
+    except TypeError:  # an unhashable type (a list, an object): refused event by event
+        return False
+    return kinds == {EventType.PREDICTION}  # an explicit null type is refused, too
 
 
 def _letter(
@@ -321,6 +326,9 @@ def _envelope(
             return
         if events and len(payload) > context.max_event_bytes * len(events):
             dead.append(_letter(context, Reason.OVERSIZED, "envelope too large", payload))
+            return
+        if _all_predictions(events):  # the usual envelope: no per-event routing
+            rows[EventType.PREDICTION].extend(zip(events, repeat(None)))
             return
         for event in events:
             _route_row(event, None, context, rows, dead)
@@ -478,6 +486,8 @@ class _Rows:
         self.dead: list[DeadLetter] = []
 
     def refuse(self, bad: NDArray[np.bool_], reason: Reason, detail: str) -> None:
+        if not bad.any():  # the usual case: one cheap pass
+            return
         for i in np.flatnonzero(bad & self.ok):
             self.dead.append(
                 _letter(
@@ -629,6 +639,8 @@ def _predictions(
 
 
 def _spread(bad: NDArray[np.bool_], where: NDArray[np.intp], n: int) -> NDArray[np.bool_]:
+    if where.size == n:  # every row: ``where`` is 0 .. n-1
+        return bad
     full = np.zeros(n, dtype=bool)
     full[where] = bad
     return full
