@@ -15,7 +15,7 @@ Each form is also run with a sink that keeps nothing ("engine without the store"
 decode, dedup, windows, sketches and window close alone, so that the chDB writes' share is
 the difference of the two figures.
 
-Results are written as the embedded runner writes them (:func:`engine.embedded.write_policy`):
+Results are written as the embedded runner writes them (:func:`engine.writes.write_policy`):
 with ``--write-behind-ms 0`` (``DRIFTLINE_ENGINE_WRITE_BEHIND_MS``'s default) the windows an
 ingest call closes are written before it returns, one insert per table; with a delay they
 wait up to that long (the pipeline's clock runs at wall speed) and go in one insert per
@@ -59,12 +59,11 @@ sys.path.insert(0, str(HERE.parent))
 
 from detectors import ReferenceProfile, WindowSketch  # noqa: E402
 from engine.deadletter import MemoryDeadLetters  # noqa: E402
-from engine.embedded import write_policy  # noqa: E402
 from engine.monitor import Monitor  # noqa: E402
 from engine.pipeline import Pipeline  # noqa: E402
 from engine.results import WindowResult  # noqa: E402
 from engine.sinks import MetricsStoreSink, ResultSink  # noqa: E402
-from engine.writes import WritePolicy  # noqa: E402
+from engine.writes import WritePolicy, write_policy  # noqa: E402
 from storage.clickhouse.client import connect  # noqa: E402
 from storage.clickhouse.migrations import MigrationParams, migrate  # noqa: E402
 

@@ -51,7 +51,8 @@ from control_api.session_gate import SessionGate
 from control_api.users.router import router as users_router
 from driftline import __version__
 from driftline.settings import Settings
-from engine.embedded import EngineHub, FileMonitors, NoMonitors, write_policy
+from engine.embedded import EngineHub, FileMonitors, NoMonitors
+from engine.writes import write_policy
 from storage.clickhouse.client import MetricsClient
 from storage.db import create_db_engine, session_factory
 

@@ -58,6 +58,7 @@ def replay_command(
         window_spec,
     )
     from engine.sinks import FanOut, JsonlSink, MemorySink, MetricsStoreSink, ResultSink
+    from engine.writes import write_policy
 
     columns = ReplayColumns(
         timestamp=timestamp_column or None,
@@ -99,8 +100,14 @@ def replay_command(
     if jsonl is not None:
         sinks.append(jsonl)
     dead = MemoryDeadLetters()
+    # The windows each chunk closes go in one insert per table; chunks are cut at fixed
+    # rows, so the same replay run again forms the same groups and writes nothing twice.
     pipeline = Pipeline(
-        organization=organization, monitors=[chosen], sink=FanOut(sinks), dead_letters=dead
+        organization=organization,
+        monitors=[chosen],
+        sink=FanOut(sinks),
+        dead_letters=dead,
+        writes=write_policy(),
     )
     try:
         with tqdm(total=events_frame.height, unit="ev", disable=None) as bar:

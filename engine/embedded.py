@@ -7,10 +7,10 @@ and dead letters go to the metrics store. Calls for one organization are seriali
 lock (a pipeline is single-threaded state); organizations do not wait for each other.
 
 The windows one call closes, of every deployment, are written together: one insert per
-table (:func:`write_policy`). With a write-behind delay, closed windows wait up to that
-long across calls and are written together then, and told to the alert listener; a
-background thread writes those whose delay ran out while no request came, and shutdown
-writes everything. Grouping is safe here because an embedded pipeline is never restored
+table (:func:`~engine.writes.write_policy`). With a write-behind delay, closed windows
+wait up to that long across calls and are written together then, and told to the alert
+listener; a background thread writes those whose delay ran out while no request came, and
+shutdown writes everything. Grouping is safe here because an embedded pipeline is never restored
 from a snapshot (:mod:`engine.writes`).
 """
 
@@ -27,21 +27,10 @@ from engine.metrics import EngineMetrics
 from engine.monitor import Monitor, load_monitors
 from engine.pipeline import IngestReport, Pipeline, wall_clock_ms
 from engine.sinks import MetricsStoreDeadLetters, MetricsStoreSink, WindowListener
-from engine.writes import WritePolicy
+from engine.writes import WritePolicy, write_policy
 from storage.clickhouse.client import MetricsClient
 
 log = logging.getLogger("driftline.engine")
-
-MAX_GROUP = 256
-"""Windows written together at most (one insert per table carries all their rows)."""
-
-
-def write_policy(delay_ms: int = 0) -> WritePolicy:
-    """Groups of up to :data:`MAX_GROUP` windows, waiting up to ``delay_ms`` (pipeline clock).
-
-    ``0``: the windows a call closes are written before it returns.
-    """
-    return WritePolicy(max_windows=MAX_GROUP, max_delay_ms=delay_ms)
 
 
 class MonitorSource(Protocol):

@@ -81,8 +81,6 @@ class MetricsStoreSink:
 
     def write(self, results: Sequence[WindowResult]) -> None:
         """Insert the group's rows; a retry of the same group leaves no duplicate."""
-        if not results:
-            return
         key = group_key(results)
         for table, columns in group_tables(results).items():
             write_batch(

@@ -46,7 +46,10 @@ from engine.results import WindowResult
 from engine.sinks import ResultSink, WindowListener
 from storage.errors import StorageError
 
-__all__ = ["PendingWrites", "ResultGroup", "WritePolicy"]
+__all__ = ["MAX_GROUP", "PendingWrites", "ResultGroup", "WritePolicy", "write_policy"]
+
+MAX_GROUP = 256
+"""Windows written together at most (one insert per table carries all their rows)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,15 @@ class WritePolicy:
             raise ValueError("max_windows must be at least 1")
         if self.max_delay_ms < 0:
             raise ValueError("max_delay_ms must not be negative")
+
+
+def write_policy(delay_ms: int = 0) -> WritePolicy:
+    """Groups of up to :data:`MAX_GROUP` windows, waiting up to ``delay_ms`` (pipeline clock).
+
+    ``0``: the windows a call closes are written before it returns. For pipelines that are
+    never restored from a snapshot (embedded, replay, benchmarks).
+    """
+    return WritePolicy(max_windows=MAX_GROUP, max_delay_ms=delay_ms)
 
 
 @dataclass(frozen=True)

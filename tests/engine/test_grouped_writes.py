@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from engine.deadletter import MemoryDeadLetters
-from engine.embedded import EngineHub, write_policy
+from engine.embedded import EngineHub
 from engine.kafka import Checkpoint, PartitionRunner
 from engine.monitor import Monitor
 from engine.pipeline import Pipeline
 from engine.sinks import MemorySink, MetricsStoreSink, group_key
-from engine.writes import WritePolicy
+from engine.writes import WritePolicy, write_policy
 from storage.clickhouse.client import MetricsClient, RetryPolicy, connect
 from storage.clickhouse.migrations import MigrationParams, migrate
 from storage.errors import StorageUnavailable
@@ -124,6 +124,15 @@ def expected(windows: int, results: list[Any]) -> dict[str, Any]:
         "drift roll-ups": [drift, drift],
         "feature roll-ups": [features, features],
     }
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [({"max_windows": 0}, "max_windows"), ({"max_delay_ms": -1}, "max_delay_ms")],
+)
+def test_a_write_policy_refuses_what_cannot_work(settings: dict[str, int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        WritePolicy(**settings)
 
 
 def test_a_group_is_named_by_its_members_and_a_single_window_by_its_own_key() -> None:

@@ -17,6 +17,7 @@ from engine.replay import (
     window_spec,
 )
 from engine.sinks import FanOut, MemorySink, MetricsStoreSink
+from engine.writes import write_policy
 from storage.clickhouse.client import connect
 from storage.clickhouse.migrations import MigrationParams, migrate
 
@@ -32,7 +33,11 @@ def run(sink, window="5000"):
     reference = read_table(REFERENCE)
     monitor = build_monitor(reference, COLUMNS, window=window_spec(window))
     pipeline = Pipeline(
-        organization="acme", monitors=[monitor], sink=sink, dead_letters=MemoryDeadLetters()
+        organization="acme",
+        monitors=[monitor],
+        sink=sink,
+        dead_letters=MemoryDeadLetters(),
+        writes=write_policy(),  # as `driftline replay`: the windows of a chunk in one write
     )
     replay(read_table(ANALYSIS), pipeline, monitor, COLUMNS)
     return monitor, pipeline
