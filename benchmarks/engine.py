@@ -256,7 +256,7 @@ def main() -> None:
         pl.read_ndjson(io.BytesIO(ndjson))
         decode_runs.append((time.perf_counter() - wall, time.process_time() - cpu))
     print(f"engine benchmark: {args.events:,} events, 20 numeric + 2 categorical features, "
-          f"5-minute windows (~3,000 events each), medians of {args.repeat}, "
+          f"5-minute windows (~30,000 events each), medians of {args.repeat}, "
           f"write-behind {args.write_behind_ms} ms")  # fmt: skip
     print(f"{'':<62} {'end to end, into chDB':>32}   {'engine without the store':>24}")
     print(f"{'path':<62} {'wall s':>8} {'cpu s':>8} {'events/cpu-s':>14}   "
