@@ -88,6 +88,17 @@ def new_pipeline(sink: Any, *, writes: WritePolicy | None = None, **kw: Any) -> 
     )
 
 
+def uninterrupted(calls: list[list[bytes]], *, flush: bool = True) -> list[Any]:
+    """The results of the same calls through a pipeline writing window by window."""
+    sink = MemorySink()
+    p = new_pipeline(sink)
+    for payloads in calls:
+        p.ingest(payloads)
+    if flush:
+        p.flush()
+    return sink.results
+
+
 def stored(client: MetricsClient) -> dict[str, Any]:
     """Row counts of the tables a window writes, and the windows their roll-ups count."""
     one = client.query_rows
@@ -152,19 +163,15 @@ def test_the_windows_of_one_call_and_of_every_deployment_go_in_one_insert_per_ta
 ) -> None:
     inserts, listener = Inserts(store), Listener()
     p = new_pipeline(MetricsStoreSink(inserts, "org"), writes=GROUPED, listener=listener)  # type: ignore[arg-type]
-    memory = MemorySink()
-    reference = new_pipeline(memory)
     for m in range(4):
         p.ingest(minute(m))
-        reference.ingest(minute(m))
     assert inserts.count == 3 * 3  # three calls closed a window of each deployment
     p.ingest(minute(9))  # closes minute 3 of every deployment
     p.flush()
-    reference.ingest(minute(9))
-    reference.flush()
     assert inserts.count == 3 * 5
-    assert listener.seen == [r.key for r in memory.results]  # closing order kept
-    assert stored(store) == expected(15, memory.results)
+    reference = uninterrupted([minute(m) for m in (0, 1, 2, 3, 9)])
+    assert listener.seen == [r.key for r in reference]  # closing order kept
+    assert stored(store) == expected(15, reference)
 
 
 def test_a_failed_group_stays_pending_whole_and_its_retry_writes_no_duplicate(
@@ -184,13 +191,9 @@ def test_a_failed_group_stays_pending_whole_and_its_retry_writes_no_duplicate(
     assert [k.split("/")[1] for k in listener.seen] == [
         str(T0 + m * MINUTE) for m in range(3) for _ in DEPLOYMENTS
     ]
-    memory = MemorySink()
-    reference = new_pipeline(memory)
-    for m in range(3):
-        reference.ingest(minute(m))
-    reference.flush()
-    assert listener.seen == [r.key for r in memory.results]
-    assert stored(store) == expected(9, memory.results)
+    reference = uninterrupted([minute(m) for m in range(3)])
+    assert listener.seen == [r.key for r in reference]
+    assert stored(store) == expected(9, reference)
 
 
 def test_a_group_restored_from_a_snapshot_is_retried_as_the_same_group(
@@ -210,12 +213,7 @@ def test_a_group_restored_from_a_snapshot_is_retried_as_the_same_group(
     assert second.write_pending() == 3  # the same group again: nothing written twice
     second.ingest(minute(2))
     second.flush()
-    memory = MemorySink()
-    reference = new_pipeline(memory)
-    for m in range(3):
-        reference.ingest(minute(m))
-    reference.flush()
-    assert stored(store) == expected(9, memory.results)
+    assert stored(store) == expected(9, uninterrupted([minute(m) for m in range(3)]))
 
 
 def test_windows_waiting_behind_are_written_at_the_delay_the_count_or_the_flush() -> None:
@@ -306,6 +304,13 @@ def _runner(sink: Any) -> PartitionRunner:
     return PartitionRunner(new, topic="events")
 
 
+def _resume(runner: PartitionRunner, cuts: Any, stored: Checkpoint | None) -> None:
+    """Batches of the offsets ``(first, count)`` in ``cuts``, each checkpoint stored."""
+    for first, count in cuts:
+        stored = runner.process(0, _records(first, count), stored).checkpoint or stored
+        runner.write_pending(0)
+
+
 def _records(first: int, count: int) -> list[tuple[int, bytes]]:
     """Offsets first.. with events of every deployment, 4 s apart per deployment."""
     records = []
@@ -331,18 +336,10 @@ def test_a_worker_killed_after_writing_a_group_rewrites_it_without_duplicates(
     assert _groups(after.snapshot) == []
     # killed before ``after`` was stored: a new worker restores ``checkpoint`` and gets the
     # records after its offset, batched differently
-    restarted = _runner(MetricsStoreSink(store, "org"))
-    stored_checkpoint = checkpoint
-    for first, count in ((90, 7), (97, 200)):
-        outcome = restarted.process(0, _records(first, count), stored_checkpoint)
-        assert outcome.checkpoint is not None
-        stored_checkpoint = outcome.checkpoint
-        restarted.write_pending(0)
-    reference = MemorySink()
-    whole = new_pipeline(reference)
-    whole.ingest([payload for _, payload in _records(0, 297)])
-    assert stored(store) == expected(len(reference.results), reference.results)
-    assert len(reference.results) == 3 * 6  # minutes 0-5 of each deployment
+    _resume(_runner(MetricsStoreSink(store, "org")), ((90, 7), (97, 200)), checkpoint)
+    reference = uninterrupted([[payload for _, payload in _records(0, 297)]], flush=False)
+    assert stored(store) == expected(len(reference), reference)
+    assert len(reference) == 3 * 6  # minutes 0-5 of each deployment
 
 
 def test_a_worker_killed_before_its_checkpoint_regroups_windows_it_never_wrote(
@@ -350,13 +347,7 @@ def test_a_worker_killed_before_its_checkpoint_regroups_windows_it_never_wrote(
 ) -> None:
     runner = _runner(MetricsStoreSink(store, "org"))
     runner.process(0, _records(0, 90), None)  # killed before the checkpoint is stored
-    restarted = _runner(MetricsStoreSink(store, "org"))
-    stored_checkpoint = None
-    for first, count in ((0, 45), (45, 200)):  # cut elsewhere: minute 0 closes in batch 2
-        outcome = restarted.process(0, _records(first, count), stored_checkpoint)
-        stored_checkpoint = outcome.checkpoint
-        restarted.write_pending(0)
-    reference = MemorySink()
-    whole = new_pipeline(reference)
-    whole.ingest([payload for _, payload in _records(0, 245)])
-    assert stored(store) == expected(len(reference.results), reference.results)
+    # cut elsewhere: minute 0 closes in the second batch
+    _resume(_runner(MetricsStoreSink(store, "org")), ((0, 45), (45, 200)), None)
+    reference = uninterrupted([[payload for _, payload in _records(0, 245)]], flush=False)
+    assert stored(store) == expected(len(reference), reference)
