@@ -63,7 +63,11 @@ def numbers(values: Column, *, required: bool) -> tuple[NDArray[np.float64], NDA
         values = values.to_pylist()
     kinds = set(map(type, values))
     if kinds <= {float, int} or (not required and kinds <= {float, int, _NONE}):
-        out = np.array(values, dtype=np.float64)
+        out = (
+            np.array(values, dtype=np.float64)  # None -> NaN
+            if _NONE in kinds
+            else np.fromiter(values, dtype=np.float64, count=len(values))  # ~20 % cheaper
+        )
         bad = ~np.isfinite(out)
         if _NONE in kinds:  # a NaN from None is a missing value, not a bad one
             bad &= ~(np.isnan(out) & is_none(values))

@@ -468,9 +468,15 @@ def _number_block(
     except KeyError:
         return None
     values = rows if len(names) == 1 else chain.from_iterable(rows)
-    if not set(map(type, values)) <= _NUMBER_KINDS:
+    kinds = set(map(type, values))
+    if not kinds <= _NUMBER_KINDS:
         return None
-    matrix = np.array(rows, dtype=np.float64).reshape(len(maps), len(names))
+    if type(None) in kinds:
+        matrix = np.array(rows, dtype=np.float64)  # None -> NaN
+    else:  # a third cheaper than numpy.array on nested tuples
+        flat = rows if len(names) == 1 else chain.from_iterable(rows)
+        matrix = np.fromiter(flat, dtype=np.float64, count=len(maps) * len(names))
+    matrix = matrix.reshape(len(maps), len(names))
     columns = np.ascontiguousarray(matrix.T)
     return {prefix + name: columns[j] for j, name in enumerate(names)}
 
