@@ -31,25 +31,23 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from fastapi import FastAPI, Request  # noqa: E402
-from fastapi.dependencies.models import Dependant  # noqa: E402
-from fastapi.routing import APIRoute  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
-from starlette.routing import BaseRoute  # noqa: E402
 
 from benchmarks.scratch import migrated_postgres  # noqa: E402
+from control_api import deps  # noqa: E402
 from control_api.app import create_app  # noqa: E402
-from control_api.deps import Principal, get_principal  # noqa: E402
+from control_api.context import ApiContext  # noqa: E402
+from control_api.deps import Principal  # noqa: E402
 from control_api.observability import configure_logging  # noqa: E402
 from control_api.rbac import ROLE_PERMISSIONS, Role  # noqa: E402
 from driftline.settings import load_settings  # noqa: E402
@@ -65,15 +63,16 @@ Figures = tuple[float, float, float, float]
 def app_without_auth() -> FastAPI:
     """The same app, its principal fixed (no JWT, no member check, no rate limit).
 
-    For uvicorn --factory. The principal's function is swapped inside each route's dependency
-    tree: ``app.dependency_overrides`` would have FastAPI analyse the override again at every
-    request (about 1 ms of CPU here), charged to this variant.
+    For uvicorn --factory. :func:`control_api.deps.authenticate`, which every route's
+    principal goes through, is replaced in this process (the server runs this variant
+    alone): ``app.dependency_overrides`` would have FastAPI analyse the override again at
+    every request (about 1 ms of CPU here), charged to this variant.
     """
     configure_logging()
     app = create_app(load_settings())
     org_id = os.environ["BENCH_ORG_ID"]
 
-    async def fixed(request: Request, session: Session, token: str | None) -> Principal:
+    async def fixed(ctx: ApiContext, session: Session, token: str | None) -> Principal:
         scope_to(session, org_id)
         return Principal(
             kind="user",
@@ -83,26 +82,8 @@ def app_without_auth() -> FastAPI:
             permissions=ROLE_PERMISSIONS[Role.OWNER],
         )
 
-    for route in _api_routes(app.routes):
-        _swap(route.dependant, get_principal, fixed)
+    deps.authenticate = fixed
     return app
-
-
-def _api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
-    """Every API route, inside included routers too."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            yield from _api_routes(included.routes)
-
-
-def _swap(dependant: Dependant, old: Callable[..., Any], new: Callable[..., Any]) -> None:
-    for sub in dependant.dependencies:
-        if sub.call is old:
-            sub.call = new
-        _swap(sub, old, new)
 
 
 def app_with_auth() -> FastAPI:

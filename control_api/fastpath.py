@@ -2,7 +2,8 @@
 
 Every authenticated request needs its caller (is the login session live, what is the member's
 role) and a token from its rate-limit bucket, and the hottest reads then want a cached body.
-Here they are asked of Redis from the event loop (``redis.asyncio``), so a request served from
+Here they are asked of Redis from the event loop (``redis.asyncio``; the commands of a turn
+of the loop go as one pipeline, :mod:`control_api.redis_batches`), so a request served from
 Redis never hops to a worker thread:
 
 * :meth:`FastReads.read`: one Lua script, one round trip: the organization's generation of a
@@ -39,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from control_api.cache import PAUSE_SECONDS, TIMEOUT_SECONDS, CacheMetrics, entry_json
 from control_api.generations import Generations, new_token
 from control_api.ratelimit import LUA_TOKEN_BUCKET_FUNCTION, Decision, MemoryRateLimiter, decision
+from control_api.redis_batches import Batches, Script
 from driftline.settings import Settings
 
 __all__ = ["Bucket", "FastReads", "Lookup"]
@@ -47,7 +49,7 @@ _log = logging.getLogger("driftline.cache")
 
 # KEYS: generation, entry[, bucket]; ARGV: a fresh generation (used when none is set)[, rate,
 # burst]. Returns {generation, payload or nil[, allowed, wait]}.
-_READ = (
+_READ = Script(
     LUA_TOKEN_BUCKET_FUNCTION
     + """
 local gen = redis.call('GET', KEYS[1])
@@ -69,13 +71,13 @@ return {gen, payload}
 )
 
 # KEYS: generation, entry; ARGV: the generation read before the load, payload, TTL in ms
-_FILL = """
+_FILL = Script("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[2], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
   return 1
 end
 return 0
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,7 @@ class FastReads:
         self._ttl_ms = ttl_seconds * 1000
         self._metrics = metrics
         self._clock = clock
-        self._read = client.register_script(_READ)
-        self._fill = client.register_script(_FILL)
+        self._batches = Batches(client)
         self._paused_until = 0.0
         self.limiter = MemoryRateLimiter()  # the buckets while Redis fails
 
@@ -152,11 +153,12 @@ class FastReads:
             return self._without_redis(bucket)
         try:
             if bucket is None:
-                reply = await self._read(keys=[gen_key, entry_key], args=[new_token()])
+                reply = await self._batches.run(_READ, [gen_key, entry_key], [new_token()])
             else:
-                reply = await self._read(
-                    keys=[gen_key, entry_key, self._bucket_prefix + bucket.key],
-                    args=[new_token(), bucket.rate, bucket.burst],
+                reply = await self._batches.run(
+                    _READ,
+                    [gen_key, entry_key, self._bucket_prefix + bucket.key],
+                    [new_token(), bucket.rate, bucket.burst],
                 )
         except redis.RedisError as error:
             self._failed("read", error)
@@ -179,8 +181,8 @@ class FastReads:
         if lookup.generation is None or gen_key is None or entry_key is None or not self._ttl_ms:
             return
         try:
-            await self._fill(
-                keys=[gen_key, entry_key], args=[lookup.generation, payload, self._ttl_ms]
+            await self._batches.run(
+                _FILL, [gen_key, entry_key], [lookup.generation, payload, self._ttl_ms]
             )
         except redis.RedisError as error:
             self._failed("fill", error)
@@ -202,7 +204,7 @@ class FastReads:
             self._count(kind, "bypass")
             return None
         try:
-            value = await self._client.get(name)
+            value = await self._batches.command("GET", name)
         except redis.RedisError as error:
             self._failed("get", error)
             self._count(kind, "error")
@@ -231,7 +233,7 @@ class FastReads:
         names = self._generations.take_pending()
         for index, name in enumerate(names):
             try:
-                await self._client.set(name, new_token())
+                await self._batches.command("SET", name, new_token())
             except redis.RedisError as error:
                 for left in names[index:]:
                     self._generations.remember(left)

@@ -1,12 +1,13 @@
 """The hot reads answered from Redis on the event loop (control_api/fastpath.py, generations.py).
 
 First the generation-checked entries alone, on the real Redis: a fill that raced a committed
-write is refused, a bump outdates every entry of its kind, an evicted generation never turns
-an old entry back into a hit. Then through the API, on SQLite and PostgreSQL, with two
-application instances sharing the database and Redis as two replicas do: reads answered
-from Redis (counted as hits) see every write made through the other instance at once (a
-page of projects, a revoked session, a changed role, a removed member), and a session
-revoked while Redis is down is still refused once Redis is back.
+write is refused, a bump outdates every entry of its kind, an evicted generation never turns an
+old entry back into a hit, scripts Redis forgot are loaded again, and requests of one turn of
+the event loop share one pipeline and still each get their own reply. Then through the API, on
+SQLite and PostgreSQL, with two application instances sharing the database and Redis as two
+replicas do: reads answered from Redis (counted as hits) see every write made through the other
+instance at once (a page of projects, a revoked session, a changed role, a removed member), and
+a session revoked while Redis is down is still refused once Redis is back.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from prometheus_client import CollectorRegistry
 from control_api.cache import PAUSE_SECONDS, CacheMetrics
 from control_api.fastpath import Bucket, FastReads
 from control_api.generations import Generations
+from control_api.redis_batches import Batches
 from tests.control_api.conftest import Api
 from tests.control_api.tcp_proxy import TcpProxy
 
@@ -67,6 +69,9 @@ def test_generation_checked_entries_on_redis(redis_url):
             client.delete(gen_key)  # evicted: the next read makes a new generation
             assert (await fast.read("org-a", "kind", "k")).payload is None
 
+            client.script_flush()  # Redis restarted: the scripts are loaded again
+            assert (await fast.read("org-a", "kind", "k")).generation is not None
+
             bucket = Bucket("rl:user:u", rate=0.01, burst=2)
             answers = [await fast.read("org-a", "kind", "k", bucket=bucket) for _ in range(3)]
             allowed = [a.decision.allowed for a in answers if a.decision is not None]
@@ -80,6 +85,39 @@ def test_generation_checked_entries_on_redis(redis_url):
     asyncio.run(scenario())
     assert metrics.lookups.labels("kind", "bypass")._value.get() == 2
     client.close()
+
+
+def test_commands_of_one_turn_share_a_pipeline_and_each_gets_its_own_reply(redis_url):
+    prefix = f"test:{uuid.uuid4().hex}:"
+
+    async def scenario() -> list[object]:
+        client = redis.asyncio.Redis.from_url(redis_url)
+        batches = Batches(client)
+        try:
+            await batches.command("SET", f"{prefix}a", "1")
+            sent: list[int] = []
+            original = client.pipeline
+
+            def counting(**kwargs: object) -> object:
+                sent.append(1)
+                return original(**kwargs)  # type: ignore[arg-type]
+
+            client.pipeline = counting  # type: ignore[method-assign]
+            replies = await asyncio.gather(
+                batches.command("GET", f"{prefix}a"),
+                batches.command("GET", f"{prefix}missing"),
+                batches.command("INCR", f"{prefix}a"),
+                batches.command("HGET", f"{prefix}a", "f"),  # a wrong type: this one fails
+                return_exceptions=True,
+            )
+            assert len(sent) == 1
+            return replies
+        finally:
+            await client.aclose()
+
+    got, missing, incremented, failed = asyncio.run(scenario())
+    assert (got, missing, incremented) == (b"1", None, 2)
+    assert isinstance(failed, redis.ResponseError)
 
 
 def _lookups(api: Api, kind: str, outcome: str) -> float:
