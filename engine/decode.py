@@ -456,7 +456,7 @@ def _number_block(
     """The ``names`` of every map as float64 columns (NaN for null), in one conversion.
 
     For events that carry every one of these features as a JSON number or null (the usual
-    case): one C-level lookup per event, one type scan and one ``numpy.array`` for the whole
+    case): one C-level lookup per event, one type scan and one conversion for the whole
     block instead of one per feature. JSON has no NaN, so a NaN here is exactly a null
     (see :func:`engine.columns.numbers`). ``None`` when a feature is absent from an event or
     a value is of another type: then the features go column by column.
