@@ -2,16 +2,19 @@
 
 Routes: authenticated ``GET /v1/projects/{id}`` and ``GET /v1/projects?limit=50`` (with 60
 projects in the organization). Each is measured twice on the same server code, database and
-data: as shipped (JWT verification, the member's session and role looked up, a Redis token
-bucket per caller, the Redis read cache of ``GET /v1/projects/{id}``, one JSON access line
-per request), and with authentication and rate limiting switched off (the principal
-dependency replaced by a fixed member; the session still scoped to the tenant), so that their
-cost is a measured ratio. The server is uvicorn with ``--workers`` processes (what
-``driftline api --workers N`` runs) and the default database pool; wrk with 2 threads and
-64 connections shares the same 2 cores, so both sides compete for CPU, as on a small box.
-Each figure is the median of ``--repeats`` runs; the load average is printed, since other
-work on the machine moves the figures. So is the server's CPU time per request (user + system
-of the uvicorn processes, from ``/proc``, over each run), which other work moves far less.
+data: as shipped (JWT verification; the member's session and role and a token from its Redis
+bucket in one Redis script, the database read only on a miss; the project or the page from the
+Redis read cache as stored JSON; one JSON access line per request), and with authentication and
+rate limiting switched off (:func:`control_api.deps.authenticate` replaced by a fixed member;
+the session still scoped to the tenant, the read cache still used), so that their cost is a
+measured ratio. The warm-up run before the measured ones fills the caches, so the figures are
+those of cache hits: the steady state of a hot read. The server is uvicorn with ``--workers``
+processes (what ``driftline api --workers N`` runs) and the default database pool; wrk with 2
+threads and 64 connections shares the same 2 cores, so both sides compete for CPU, as on a
+small box. Each figure is the median of ``--repeats`` runs; the load average is printed, since
+other work on the machine moves the figures. So is the server's CPU time per request (user +
+system of the uvicorn processes, from ``/proc``, over each run), which other work moves far
+less.
 
 Needs ``source .ci/services.sh`` (PostgreSQL and Redis URLs) and ``wrk`` (Debian package).
 

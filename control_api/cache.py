@@ -50,6 +50,7 @@ __all__ = [
     "CacheMetrics",
     "Cached",
     "NoCache",
+    "Pause",
     "RedisCache",
     "build_cache",
     "cache_key",
@@ -149,6 +150,43 @@ class CacheMetrics:
         )
 
 
+class Pause:
+    """Redis left alone for ``PAUSE_SECONDS`` after an error, which is counted and logged once.
+
+    >>> now = [0.0]
+    >>> pause = Pause(CacheMetrics(CollectorRegistry()), clock=lambda: now[0])
+    >>> pause.failed("get", redis.ConnectionError("refused")); pause.active
+    True
+    >>> now[0] = PAUSE_SECONDS; pause.active
+    False
+    """
+
+    def __init__(self, metrics: CacheMetrics, *, clock: Callable[[], float]) -> None:
+        self._metrics = metrics
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._until = 0.0
+
+    @property
+    def active(self) -> bool:
+        """Whether Redis is being left alone now."""
+        return self._clock() < self._until
+
+    def failed(self, operation: str, error: redis.RedisError) -> None:
+        """Count the failed ``operation`` and pause (log when a pause starts)."""
+        self._metrics.errors.labels(operation).inc()
+        with self._lock:
+            first = self._clock() >= self._until
+            self._until = self._clock() + PAUSE_SECONDS
+        if first:
+            _log.warning(
+                "cache: Redis failed (%s: %s); reading the database for %.0f s",
+                operation,
+                error,
+                PAUSE_SECONDS,
+            )
+
+
 class Cache(Protocol):
     """Get-or-load by organization, and invalidation after a committed write."""
 
@@ -233,11 +271,10 @@ class RedisCache:
         self._prefix = f"{prefix}cache:v{FORMAT}:"
         self._ttl_ms = ttl_seconds * 1000
         self._metrics = metrics
-        self._clock = clock
         self._fill = client.register_script(_FILL)
         self._invalidate = client.register_script(_INVALIDATE)
         self._lock = threading.Lock()
-        self._paused_until = 0.0
+        self._pause = Pause(metrics, clock=clock)
         self._pending: dict[str, str] = {}  # key -> version or "d", to replay
 
     def key(self, organization: str, kind: str, key: str) -> str | None:
@@ -332,7 +369,7 @@ class RedisCache:
     def _available(self) -> bool:
         """Not paused; replays the failed invalidations first once Redis is back."""
         with self._lock:
-            if self._clock() < self._paused_until:
+            if self._pause.active:
                 return False
             pending, self._pending = self._pending, {}
         while pending:
@@ -345,17 +382,7 @@ class RedisCache:
         return True
 
     def _failed(self, operation: str, error: redis.RedisError) -> None:
-        self._metrics.errors.labels(operation).inc()
-        with self._lock:
-            first = self._clock() >= self._paused_until
-            self._paused_until = self._clock() + PAUSE_SECONDS
-        if first:
-            _log.warning(
-                "cache: Redis failed (%s: %s); reading the database for %.0f s",
-                operation,
-                error,
-                PAUSE_SECONDS,
-            )
+        self._pause.failed(operation, error)
 
 
 def short_timeout_client(url: str) -> redis.Redis:

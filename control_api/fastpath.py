@@ -28,7 +28,6 @@ connection belongs to the loop that opened it.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ import redis
 import redis.asyncio
 from starlette.concurrency import run_in_threadpool
 
-from control_api.cache import PAUSE_SECONDS, TIMEOUT_SECONDS, CacheMetrics, entry_json
+from control_api.cache import TIMEOUT_SECONDS, CacheMetrics, Pause, entry_json
 from control_api.generations import Generations, new_token
 from control_api.ratelimit import LUA_TOKEN_BUCKET_FUNCTION, Decision, MemoryRateLimiter, decision
 from control_api.redis_batches import Batches, Script
@@ -45,7 +44,6 @@ from driftline.settings import Settings
 
 __all__ = ["Bucket", "FastReads", "Lookup"]
 
-_log = logging.getLogger("driftline.cache")
 
 # KEYS: generation, entry[, bucket]; ARGV: a fresh generation (used when none is set)[, rate,
 # burst]. Returns {generation, payload or nil[, allowed, wait]}.
@@ -121,9 +119,8 @@ class FastReads:
         self._bucket_prefix = bucket_prefix
         self._ttl_ms = ttl_seconds * 1000
         self._metrics = metrics
-        self._clock = clock
         self._batches = Batches(client)
-        self._paused_until = 0.0
+        self._pause = Pause(metrics, clock=clock)
         self.limiter = MemoryRateLimiter()  # the buckets while Redis fails
 
     @classmethod
@@ -226,7 +223,7 @@ class FastReads:
 
     async def _available(self) -> bool:
         """Not paused, and no failed generation bump left to replay."""
-        if self._clock() < self._paused_until:
+        if self._pause.active:
             return False
         if not self._generations.pending:
             return True
@@ -245,13 +242,4 @@ class FastReads:
         self._metrics.lookups.labels(kind, outcome).inc()
 
     def _failed(self, operation: str, error: redis.RedisError) -> None:
-        self._metrics.errors.labels(operation).inc()
-        first = self._clock() >= self._paused_until
-        self._paused_until = self._clock() + PAUSE_SECONDS
-        if first:
-            _log.warning(
-                "cache: Redis failed (%s: %s); reading the database for %.0f s",
-                operation,
-                error,
-                PAUSE_SECONDS,
-            )
+        self._pause.failed(operation, error)

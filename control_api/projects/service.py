@@ -34,7 +34,6 @@ __all__ = [
     "delete",
     "get",
     "get_json",
-    "list_page",
     "list_page_json",
     "parse_if_match",
     "update",
@@ -114,22 +113,6 @@ async def get_json(
     return project.version, CACHED.adapter.dump_json(project)
 
 
-def list_page(
-    session: Session,
-    *,
-    org_id: str,
-    limit: int,
-    cursor: str | None,
-    sort: ProjectSort,
-    name_prefix: str | None,
-) -> Page[ProjectRead]:
-    """A page of ``org_id``'s projects."""
-    rows, next_cursor = repository.page(
-        session, org_id=org_id, limit=limit, cursor=cursor, sort=sort, name_prefix=name_prefix
-    )
-    return Page(items=[ProjectRead.model_validate(r) for r in rows], next_cursor=next_cursor)
-
-
 async def list_page_json(
     session: Session,
     *,
@@ -143,15 +126,11 @@ async def list_page_json(
     """A page of ``org_id``'s projects as JSON, cached when ``fast`` is given."""
 
     def load() -> bytes:
-        page = list_page(
-            session,
-            org_id=org_id,
-            limit=limit,
-            cursor=cursor,
-            sort=sort,
-            name_prefix=name_prefix,
+        rows, next_cursor = repository.page(
+            session, org_id=org_id, limit=limit, cursor=cursor, sort=sort, name_prefix=name_prefix
         )
-        return _PAGE.dump_json(page)
+        items = [ProjectRead.model_validate(r) for r in rows]
+        return _PAGE.dump_json(Page(items=items, next_cursor=next_cursor))
 
     if fast is None:
         return await run_in_threadpool(load)
