@@ -200,9 +200,10 @@ class Settings(BaseSettings):
         ge=0,
         le=86_400,
         description=(
-            "Lifetime of a cached read in Redis (a project, a monitor, a reference profile); "
-            "writes invalidate at once, so this bounds only an invalidation lost with its "
-            "process. 0 turns the cache off; without redis_url there is none."
+            "Lifetime of a cached read in Redis (a project, a page of projects, a member's "
+            "session and role, a monitor, a reference profile); writes invalidate at once, so "
+            "this bounds only an invalidation lost with its process. 0 turns the cache off; "
+            "without redis_url there is none."
         ),
     )
     monitor_poll_seconds: float = Field(
