@@ -251,3 +251,26 @@ def test_a_session_revoked_while_redis_is_down_is_refused_when_it_is_back(app_fa
             assert _lookups(api, "auth", "hit") >= 1
     finally:
         proxy.cut()
+
+
+def test_permissions_are_checked_the_same_when_the_caller_comes_from_redis(replicas):
+    a, _ = replicas
+    owner = a.owner()
+    viewer = a.member(owner, "viewer")
+    _, reader_key = a.api_key(owner, ["read"])
+    _, ingest_key = a.api_key(owner, ["ingest"])
+    key_headers = a.bearer(reader_key)
+    for _ in range(2):  # the second answer's caller comes from Redis (members) or the database
+        assert a.client.get("/v1/projects", headers=viewer).status_code == 200
+        assert a.client.get("/v1/projects", headers=key_headers).status_code == 200
+        denied = a.client.post("/v1/projects", headers=viewer, json={"name": "v"})
+        assert denied.status_code == 403
+        assert denied.headers["content-type"] == "application/problem+json"
+        assert (
+            a.client.post("/v1/projects", headers=key_headers, json={"name": "k"}).status_code
+            == 403
+        )
+        assert a.client.get("/v1/projects", headers=a.bearer(ingest_key)).status_code == 403
+        assert a.client.get("/v1/projects").status_code == 401
+        assert a.client.get("/v1/projects", headers=a.bearer("not-a-token")).status_code == 401
+    assert _lookups(a, "auth", "hit") >= 1
