@@ -240,6 +240,18 @@ def test_lookup_table_binning_is_exactly_a_binary_search(reference, probes):
     np.testing.assert_array_equal(got, expected)
 
 
+def test_the_lookup_takes_a_finer_grid_when_it_saves_steps():
+    # normal quantiles: 2 edges per cell at 2 and 4 cells per edge, 1 from 8 on
+    binning = quantile_binning(np.random.default_rng(1).normal(size=(20_000, 1)), 1000)
+    lookup = binning._lookups[0]
+    assert lookup is not None
+    assert (lookup.steps, lookup.cells) == (1, 8 * binning.edges[0].size)
+    probes = np.concatenate([binning.edges[0], np.nextafter(binning.edges[0], -np.inf)])
+    np.testing.assert_array_equal(
+        lookup.search(probes), np.searchsorted(binning.edges[0], probes, side="right")
+    )
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), rows=st.sampled_from([1, 7, 1000, 2048, 2049, 5000]))
 def test_features_searched_together_get_each_its_own_binary_search(seed, rows):
