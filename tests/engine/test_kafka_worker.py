@@ -326,8 +326,13 @@ def test_a_worker_killed_mid_window_and_restarted_loses_nothing_and_writes_nothi
     rows = dump_folder(tmp_path / "w")
     assert first_difference(rows, reference(chdb_url, scenario, messages, placed)) is None
     assert len(rows["window_aggregates"]) == 5 * len(deployments)
-    # Redelivered (uncommitted) events were skipped, and every event counted exactly once.
-    assert 0 < sum(b["skipped"] for b in second.batches()) <= middle
+    # Nothing was committed, so the second worker started below its checkpoint: the
+    # redelivered events were skipped, or faust's recovery dropped them on delivery
+    # (engine/kafka/positions.py) and the watch read on from the checkpoint; either way
+    # every event counted exactly once.
+    skipped = sum(b["skipped"] for b in second.batches())
+    assert skipped <= middle
+    assert skipped > 0 or "but ingested up to" in second.log()
     assert sum(b["accepted"] for b in first.batches() + second.batches()) == len(messages)
 
 
