@@ -17,17 +17,14 @@ from numpy.typing import NDArray
 
 
 def _all_new(ids: list[Any], seen: set[str]) -> set[str] | None:
-    r"""The batch's ids as a set if every id is text, none repeats and none is in ``seen``.
+    """The batch's ids as a set if every id is text, none repeats and none is in ``seen``.
 
-    The common case, answered in a few C-level passes; otherwise (``None``) the ids are
-    looked at one by one. Ids holding a NUL go that way too: a batch's repeats are then
-    found with numpy, whose text arrays drop trailing NULs (so the object array is used).
+    The common case, answered in a few C-level passes (a set compares ids exactly, NULs
+    included); otherwise (``None``) the ids are looked at one by one.
     """
     try:
-        joined = "".join(ids)
+        "".join(ids)
     except TypeError:  # an id that is not text (replayed files may hold nulls)
-        return None
-    if "\0" in joined:
         return None
     new = set(ids)
     return new if len(new) == len(ids) and seen.isdisjoint(new) else None
